@@ -1,0 +1,212 @@
+"""Access-token verification, framework-free: RFC 9068 §4 as a checklist.
+
+`TokenVerifier.verify` runs the steps in the order an attacker pays for them: shape and size,
+header (algorithm allow-list, `typ`, `crit`), key lookup, signature, and only then the claims
+(`iss`, `aud`, `exp`, `nbf`, `iat`, required members, `scope`). Nothing read before the
+signature grants anything. PyJWT provides the signature primitive; everything around it is
+done here because PyJWT alone accepts tokens a resource server must refuse (no `typ` check, a
+missing or string `exp`, duplicate claim names, UTF-16 JSON...).
+
+M2M clients reuse one token for up to an hour, so tokens that passed are kept in a bounded
+cache until their `exp`. A hit still re-checks expiry and that the signing key is still
+published; the per-route scope check always runs afterwards, in the framework adapter.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from cachetools import TLRUCache
+
+from .errors import (
+    ConfigurationError,
+    ExpiredToken,
+    ImmatureToken,
+    InvalidAudience,
+    InvalidClaim,
+    InvalidIssuer,
+    InvalidSignature,
+    InvalidTokenType,
+    MalformedToken,
+    UnsupportedAlgorithm,
+)
+from .jwks_cache import DEFAULT_ALGORITHMS, JWKSCache
+from .jws import DEFAULT_MAX_TOKEN_LENGTH, parse_compact
+from .keys import MAX_KID_LENGTH, VerificationKey
+from .token import AccessToken, parse_scope
+
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_REQUIRED_STRINGS = ("sub", "client_id", "jti")
+_FORBIDDEN_HEADERS = ("crit", "cty")
+
+
+class TokenVerifier:
+    """Verifies Logto access tokens for one issuer and one or more API identifiers.
+
+    `endpoint` is the Logto URL users know (`https://tenant.logto.app`); the issuer is
+    `endpoint + "/oidc"`. Give `issuer` instead for a custom layout; it is compared exactly.
+    """
+
+    def __init__(
+        self,
+        issuer: str | None = None,
+        *,
+        endpoint: str | None = None,
+        audience: str | Sequence[str],
+        algorithms: Collection[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 60.0,
+        jwks: JWKSCache | None = None,
+        jwks_uri: str | None = None,
+        allow_insecure_http: bool = False,
+        max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if (issuer is None) == (endpoint is None):
+            raise ConfigurationError("give exactly one of issuer= or endpoint=")
+        if endpoint is not None:
+            if not endpoint.strip():
+                raise ConfigurationError("endpoint is empty")
+            issuer = endpoint.rstrip("/") + "/oidc"
+        assert issuer is not None
+        if not issuer.strip():
+            raise ConfigurationError("issuer is empty")
+        audiences = (audience,) if isinstance(audience, str) else tuple(audience)
+        if not audiences or not all(isinstance(a, str) and a.strip() for a in audiences):
+            raise ConfigurationError("audience must be one or more non-empty API identifiers")
+        if not (math.isfinite(leeway) and 0 <= leeway <= 300):
+            raise ConfigurationError("leeway must be between 0 and 300 seconds")
+        bad = {a for a in algorithms if a == "none" or a.startswith("HS")}
+        if bad or not algorithms:
+            raise ConfigurationError("algorithms must be asymmetric signature algorithms")
+
+        self.issuer = issuer
+        self.audiences = audiences
+        self._audience_set = frozenset(audiences)
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway
+        self.max_token_length = max_token_length
+        self._clock = clock
+        if jwks is None:
+            jwks = JWKSCache(
+                issuer,
+                jwks_uri=jwks_uri,
+                algorithms=self.algorithms,
+                allow_insecure_http=allow_insecure_http,
+            )
+        elif jwks.issuer != issuer:
+            raise ConfigurationError("the JWKS cache belongs to another issuer")
+        self.jwks = jwks
+        # token -> (claims object, key that verified it); expires at the token's exp + leeway.
+        self._verified: TLRUCache[str, tuple[AccessToken, VerificationKey]] = TLRUCache(
+            maxsize=cache_size, ttu=self._cache_expiry, timer=clock
+        )
+
+    @property
+    def token_endpoint(self) -> str:
+        """Logto's token endpoint (its layout is fixed: issuer + /token)."""
+        return self.issuer + "/token"
+
+    async def verify(self, token: str) -> AccessToken:
+        """The claims of a valid access token; raises an `AuthError` subclass otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            access_token, key = cached
+            if self._clock() < access_token.expires_at + self.leeway and self.jwks.is_current(key):
+                return access_token
+            del self._verified[token]
+
+        jws = parse_compact(token, self.max_token_length)
+        algorithm, kid = self._check_header(jws.header)
+        key = await self.jwks.get_key(kid, algorithm)
+        if not key.verify(jws.signing_input, jws.signature):
+            raise InvalidSignature()
+        claims = jws.claims()
+        access_token = self._check_claims(claims)
+        self._verified[token] = (access_token, key)
+        return access_token
+
+    # -- the checklist ------------------------------------------------------------------------
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[str, str | None]:
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise UnsupportedAlgorithm()
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+            raise InvalidTokenType()
+        # crit: we understand no extension (RFC 7515 §4.1.11); cty: no nested JWTs.
+        if any(name in header for name in _FORBIDDEN_HEADERS):
+            raise MalformedToken("token header uses an unsupported extension")
+        if header.get("b64", True) is not True:
+            raise MalformedToken("token payload must be base64url encoded (b64)")
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
+            raise MalformedToken("token kid is invalid")
+        # jku, x5u, jwk, x5c are never read: keys come from the issuer's JWKS only.
+        return alg, kid
+
+    def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
+        if claims.get("iss") != self.issuer:
+            raise InvalidIssuer()
+        self._check_audience(claims.get("aud"))
+        now = self._clock()
+        exp = _numeric_date(claims, "exp")
+        if exp is None:
+            raise InvalidClaim("token has no exp claim")
+        if now >= exp + self.leeway:
+            raise ExpiredToken()
+        iat = _numeric_date(claims, "iat")
+        if iat is None:
+            raise InvalidClaim("token has no iat claim")
+        if iat > now + self.leeway:
+            raise ImmatureToken("token issued in the future")
+        nbf = _numeric_date(claims, "nbf")
+        if nbf is not None and nbf > now + self.leeway:
+            raise ImmatureToken()
+        for name in _REQUIRED_STRINGS:
+            if not isinstance(claims.get(name), str):
+                raise InvalidClaim(f"token {name} claim is missing or not a string")
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str):
+            raise InvalidClaim("token scope claim is not a string")
+        org = claims.get("organization_id")
+        if org is not None and not isinstance(org, str):
+            raise InvalidClaim("token organization_id claim is not a string")
+        if "cnf" in claims:
+            # A sender-constrained token (DPoP, mTLS) must not be accepted as a bearer token.
+            raise InvalidClaim("token is sender-constrained (cnf), bearer use is not allowed")
+        return AccessToken.from_claims(claims, parse_scope(scope))
+
+    def _check_audience(self, aud: Any) -> None:
+        if isinstance(aud, str):
+            ok = aud in self._audience_set
+        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+            ok = not self._audience_set.isdisjoint(aud)
+        else:
+            ok = False
+        if not ok:
+            raise InvalidAudience()
+
+    def _cache_expiry(
+        self, _token: str, value: tuple[AccessToken, VerificationKey], _now: float
+    ) -> float:
+        return value[0].expires_at + self.leeway
+
+    async def aclose(self) -> None:
+        await self.jwks.aclose()
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    """RFC 7519 §2 NumericDate: a finite JSON number (a bool is not one, nor a string)."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidClaim(f"token {name} claim is not a number")
+    if not math.isfinite(value):
+        raise InvalidClaim(f"token {name} claim is not a finite number")
+    return value

@@ -1,0 +1,909 @@
+"""A Logto look-alike issuer that lives in the test process.
+
+Tests of an API protected by logto-guard need tokens that look exactly like Logto's (ES384,
+`typ: at+jwt`, a single-string `aud`, `sub == client_id`, a space-separated `scope`) and an
+issuer that serves discovery, JWKS and the token endpoint the way Logto does, without a Logto
+tenant or a network. `LocalIssuer` is that: it holds its own keys, mints tokens, rotates keys
+on demand, and answers HTTP in-process (`transport()`, `asgi_app`) or on a loopback port
+(`serve()`), so the library's real fetch-and-verify path is what the tests exercise.
+
+The shapes follow /work/shared/logto-tokens.md (Logto 1.42, which is oidc-provider underneath);
+token-endpoint error codes, statuses and descriptions are oidc-provider's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = [
+    "ORGANIZATION_AUDIENCE_PREFIX",
+    "Algorithm",
+    "LocalIssuer",
+    "RecordedRequest",
+    "RegisteredApp",
+]
+
+Algorithm = Literal["ES256", "ES384", "ES512", "RS256"]
+"""Signing algorithms Logto uses: EC P-384 by default, RSA after a rotation, newer EC curves."""
+
+ALGORITHMS: frozenset[str] = frozenset(get_args(Algorithm))
+ORGANIZATION_AUDIENCE_PREFIX = "urn:logto:organization:"
+DEFAULT_ENDPOINT = "https://logto.test"
+DEFAULT_AUDIENCE = "https://shopping.api"
+DEFAULT_SCOPES: tuple[str, ...] = ("read:products",)
+DEFAULT_CLIENT_ID = "m2m-app"
+
+JWKS_CACHE_CONTROL = "no-cache, max-age=0, must-revalidate"
+JWKS_CONTENT_TYPE = "application/jwk-set+json; charset=utf-8"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+# name -> (curve, JWK crv, hash, coordinate/scalar size in bytes)
+_EC_PARAMS: dict[str, tuple[type[ec.EllipticCurve], str, type[hashes.HashAlgorithm], int]] = {
+    "ES256": (ec.SECP256R1, "P-256", hashes.SHA256, 32),
+    "ES384": (ec.SECP384R1, "P-384", hashes.SHA384, 48),
+    "ES512": (ec.SECP521R1, "P-521", hashes.SHA512, 66),
+}
+# RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
+_SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _int_bytes(value: int, length: int | None = None) -> bytes:
+    if length is None:
+        length = max(1, (value.bit_length() + 7) // 8)
+    return value.to_bytes(length, "big")
+
+
+def _compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def _thumbprint(jwk: Mapping[str, str]) -> str:
+    """RFC 7638 SHA-256 thumbprint: Logto's `kid` for every key it generates."""
+    required = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("e", "kty", "n")
+    canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"))
+    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One signing key with the public JWK Logto would publish for it."""
+
+    kid: str
+    algorithm: str
+    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = field(repr=False)
+    public_jwk: dict[str, str]
+
+    @classmethod
+    def generate(cls, algorithm: str, rsa_key_size: int) -> _Key:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"unsupported algorithm {algorithm!r}; use one of {sorted(ALGORITHMS)}"
+            )
+        jwk: dict[str, str]
+        private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+        if algorithm == "RS256":
+            private_key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_key_size)
+            rsa_numbers = private_key.public_key().public_numbers()
+            # Logto publishes RSA keys with `use` but without `alg`.
+            jwk = {
+                "kty": "RSA",
+                "n": _b64url(_int_bytes(rsa_numbers.n)),
+                "e": _b64url(_int_bytes(rsa_numbers.e)),
+            }
+        else:
+            curve, crv, _hash, size = _EC_PARAMS[algorithm]
+            private_key = ec.generate_private_key(curve())
+            ec_numbers = private_key.public_key().public_numbers()
+            jwk = {
+                "kty": "EC",
+                "crv": crv,
+                "x": _b64url(_int_bytes(ec_numbers.x, size)),
+                "y": _b64url(_int_bytes(ec_numbers.y, size)),
+            }
+        kid = _thumbprint(jwk)
+        jwk["kid"] = kid
+        if jwk["kty"] == "EC":
+            jwk["alg"] = algorithm
+        jwk["use"] = "sig"
+        return cls(kid=kid, algorithm=algorithm, private_key=private_key, public_jwk=jwk)
+
+    def sign(self, message: bytes) -> bytes:
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return self.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        _curve, _crv, hash_cls, size = _EC_PARAMS[self.algorithm]
+        der = self.private_key.sign(message, ec.ECDSA(hash_cls()))
+        r, s = decode_dss_signature(der)
+        return _int_bytes(r, size) + _int_bytes(s, size)  # JWS wants raw R||S (RFC 7518 §3.4)
+
+
+@dataclass(frozen=True)
+class RegisteredApp:
+    """A machine-to-machine app known to the token endpoint.
+
+    `scopes_by_resource` stands for the app's M2M roles: the scopes it may get per API resource.
+    `organizations` maps the organizations the app belongs to onto its organization scopes.
+    """
+
+    app_id: str
+    app_secret: str = field(repr=False)
+    scopes_by_resource: Mapping[str, frozenset[str]]
+    organizations: Mapping[str, frozenset[str]]
+
+
+class RecordedRequest(NamedTuple):
+    """One request the issuer answered (lets tests count JWKS fetches, see 304s...)."""
+
+    method: str
+    path: str
+    status: int
+
+
+class _Reply(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer, shaped like oidc-provider's."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+        self.headers = dict(headers or {})
+
+    def reply(self) -> _Reply:
+        headers = {"Cache-Control": "no-store", **self.headers}
+        body = {"error": self.error, "error_description": self.description}
+        return _json_reply(self.status, body, headers)
+
+
+def _json_reply(
+    status: int,
+    document: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+    content_type: str = JSON_CONTENT_TYPE,
+) -> _Reply:
+    return _Reply(
+        status, {"Content-Type": content_type, **(headers or {})}, _compact_json(document)
+    )
+
+
+def _weak_etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against each listed tag (or `*`)."""
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalIssuer:
+    """An in-process Logto tenant: signing keys, token minting, and Logto's OIDC endpoints.
+
+    `endpoint` plays Logto's `ENDPOINT`; the issuer is `endpoint + "/oidc"`. Left out, it is
+    `https://logto.test` in-process (https, so a verifier needs no insecure-http switch in tests)
+    and `http://127.0.0.1:<free port>` once `start()`/`serve()` binds a loopback port.
+
+    Thread-safe: a served issuer answers from a background thread while the test mints and
+    rotates keys.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        algorithm: Algorithm = "ES384",
+        rsa_key_size: int = 2048,
+        access_token_ttl: int = 3600,
+        default_resource: str | None = None,
+    ) -> None:
+        self._endpoint_pinned = endpoint is not None
+        self._endpoint = self._check_endpoint(endpoint or DEFAULT_ENDPOINT)
+        self.rsa_key_size = rsa_key_size
+        self.access_token_ttl = access_token_ttl
+        self.default_resource = default_resource
+        self.unavailable = False
+        """While True, every endpoint answers 503 (simulates a Logto outage)."""
+        self._lock = threading.RLock()
+        first = _Key.generate(algorithm, rsa_key_size)
+        self._keys: dict[str, _Key] = {first.kid: first}
+        self._signing_kid = first.kid
+        self._apps: dict[str, RegisteredApp] = {}
+        self._requests: list[RecordedRequest] = []
+        self._minted = False
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.asgi_app: Starlette = self._build_asgi_app()
+        """Logto's endpoints as an ASGI app (mount it, or hand it to httpx.ASGITransport)."""
+
+    @staticmethod
+    def _check_endpoint(endpoint: str) -> str:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint must be an absolute http(s) URL, not {endpoint!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("endpoint must not have a query or fragment")
+        return endpoint.rstrip("/")
+
+    # -- URLs -------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """Logto's `ENDPOINT` (what its console shows as the tenant URL)."""
+        return self._endpoint
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` of every token and the issuer a verifier is configured with."""
+        return self._endpoint + "/oidc"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer + "/.well-known/openid-configuration"
+
+    @property
+    def jwks_uri(self) -> str:
+        return self.issuer + "/jwks"
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer + "/token"
+
+    # -- keys -------------------------------------------------------------------------------
+
+    @property
+    def signing_kid(self) -> str:
+        """The key new tokens are signed with (Logto's "current" key)."""
+        return self._signing_kid
+
+    @property
+    def algorithm(self) -> str:
+        """The algorithm of the current signing key."""
+        with self._lock:
+            return self._keys[self._signing_kid].algorithm
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Every published key id, in JWKS order."""
+        with self._lock:
+            return tuple(self._keys)
+
+    def add_key(self, algorithm: Algorithm | None = None) -> str:
+        """Publish a new key without signing with it yet (a staged rotation's "next" key)."""
+        key = _Key.generate(algorithm or self.algorithm, self.rsa_key_size)
+        with self._lock:
+            self._keys[key.kid] = key
+        return key.kid
+
+    def promote(self, kid: str) -> None:
+        """Sign new tokens with a published key; the old one stays published."""
+        with self._lock:
+            if kid not in self._keys:
+                raise KeyError(f"no published key {kid!r}")
+            self._signing_kid = kid
+
+    def remove_key(self, kid: str) -> None:
+        """Unpublish a key: tokens it signed no longer verify once a verifier refetches."""
+        with self._lock:
+            if kid not in self._keys:
+                raise KeyError(f"no published key {kid!r}")
+            if kid == self._signing_kid:
+                raise ValueError("cannot remove the signing key; promote or rotate first")
+            del self._keys[kid]
+
+    def rotate(self, algorithm: Algorithm | None = None) -> str:
+        """Logto's "rotate": a new current key; the previous stays published until removed."""
+        kid = self.add_key(algorithm)
+        self.promote(kid)
+        return kid
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK set, as `/oidc/jwks` serves it."""
+        with self._lock:
+            return {"keys": [dict(key.public_jwk) for key in self._keys.values()]}
+
+    def private_key(self, kid: str | None = None) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+        """A signing key, for tests that build tokens by other means."""
+        with self._lock:
+            return self._keys[kid or self._signing_kid].private_key
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def sign(
+        self, header: Mapping[str, Any], claims: Mapping[str, Any], *, kid: str | None = None
+    ) -> str:
+        """Sign header and claims exactly as given (no defaults), with key `kid` or the current.
+
+        The signature always uses the key's own algorithm, whatever `header["alg"]` says, so a
+        test can forge an alg-confusion token on purpose.
+        """
+        with self._lock:
+            key = self._keys.get(kid or self._signing_kid)
+            if key is None:
+                raise KeyError(f"no published key {kid!r}")
+            self._minted = True
+        signing_input = f"{_b64url(_compact_json(header))}.{_b64url(_compact_json(claims))}"
+        signature = key.sign(signing_input.encode("ascii"))
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def mint(
+        self,
+        *,
+        audience: str | Sequence[str] = DEFAULT_AUDIENCE,
+        scopes: Iterable[str] | None = DEFAULT_SCOPES,
+        client_id: str = DEFAULT_CLIENT_ID,
+        expires_in: int = 3600,
+        organization_id: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | None = None,
+        kid: str | None = None,
+        now: float | None = None,
+    ) -> str:
+        """A Logto M2M access token (client_credentials with a resource).
+
+        `claims` and `header` override or add members; a `None` value removes one (e.g.
+        `header={"typ": None}` makes an ID-token-shaped header). `scopes` empty or None omits
+        `scope`, as Logto does when none was requested. `kid` signs with another published key.
+        `organization_id` makes an organization-level API token (`aud` stays the API).
+        """
+        with self._lock:
+            key = self._keys.get(kid or self._signing_kid)
+            if key is None:
+                raise KeyError(f"no published key {kid!r}")
+        issued_at = int(time.time() if now is None else now)
+        scope = " ".join(scopes or ())
+        payload: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "sub": client_id,
+            "iat": issued_at,
+            "exp": issued_at + expires_in,
+        }
+        if scope:
+            payload["scope"] = scope
+        payload["client_id"] = client_id
+        if organization_id is not None:
+            payload["organization_id"] = organization_id
+        payload["iss"] = self.issuer
+        payload["aud"] = audience if isinstance(audience, str) else list(audience)
+        jose_header: dict[str, Any] = {"alg": key.algorithm, "typ": "at+jwt", "kid": key.kid}
+        return self.sign(_merge(jose_header, header), _merge(payload, claims), kid=key.kid)
+
+    def mint_organization_token(
+        self,
+        organization_id: str,
+        *,
+        scopes: Iterable[str] | None = (),
+        client_id: str = DEFAULT_CLIENT_ID,
+        expires_in: int = 3600,
+        claims: Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | None = None,
+        kid: str | None = None,
+        now: float | None = None,
+    ) -> str:
+        """A token for an organization itself: `aud = urn:logto:organization:<id>`, no claim."""
+        return self.mint(
+            audience=ORGANIZATION_AUDIENCE_PREFIX + organization_id,
+            scopes=scopes,
+            client_id=client_id,
+            expires_in=expires_in,
+            claims=claims,
+            header=header,
+            kid=kid,
+            now=now,
+        )
+
+    def expired_token(
+        self,
+        *,
+        expired_ago: float = 3600,
+        audience: str | Sequence[str] = DEFAULT_AUDIENCE,
+        scopes: Iterable[str] | None = DEFAULT_SCOPES,
+        client_id: str = DEFAULT_CLIENT_ID,
+        expires_in: int = 3600,
+        organization_id: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | None = None,
+        kid: str | None = None,
+    ) -> str:
+        """A valid-looking token whose `exp` passed `expired_ago` seconds ago.
+
+        The default hour is far beyond any verifier's leeway; pass a few seconds to probe one.
+        """
+        return self.mint(
+            audience=audience,
+            scopes=scopes,
+            client_id=client_id,
+            expires_in=expires_in,
+            organization_id=organization_id,
+            claims=claims,
+            header=header,
+            kid=kid,
+            now=time.time() - expired_ago - expires_in,
+        )
+
+    # -- token endpoint configuration ---------------------------------------------------------
+
+    def register_app(
+        self,
+        app_id: str,
+        app_secret: str,
+        scopes_by_resource: Mapping[str, Iterable[str]] | None = None,
+        *,
+        organizations: Mapping[str, Iterable[str]] | None = None,
+    ) -> RegisteredApp:
+        """Let an M2M app get tokens from `POST /oidc/token`.
+
+        Every resource named here becomes one of the tenant's API resources; asking for any
+        other resource is `invalid_target`, and scopes the app was not granted are dropped.
+        """
+        app = RegisteredApp(
+            app_id=app_id,
+            app_secret=app_secret,
+            scopes_by_resource={
+                resource: frozenset(scopes)
+                for resource, scopes in (scopes_by_resource or {}).items()
+            },
+            organizations={org: frozenset(scopes) for org, scopes in (organizations or {}).items()},
+        )
+        with self._lock:
+            self._apps[app_id] = app
+        return app
+
+    @property
+    def resources(self) -> frozenset[str]:
+        """The tenant's API resource indicators (every resource any app was registered for)."""
+        with self._lock:
+            found = {r for app in self._apps.values() for r in app.scopes_by_resource}
+        if self.default_resource:
+            found.add(self.default_resource)
+        return frozenset(found)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request answered so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def discovery(self) -> dict[str, Any]:
+        """The OpenID Provider metadata, with the fields Logto publishes that matter here."""
+        issuer = self.issuer
+        return {
+            "issuer": issuer,
+            "authorization_endpoint": issuer + "/auth",
+            "token_endpoint": issuer + "/token",
+            "jwks_uri": issuer + "/jwks",
+            "userinfo_endpoint": issuer + "/me",
+            "end_session_endpoint": issuer + "/session/end",
+            "introspection_endpoint": issuer + "/token/introspection",
+            "revocation_endpoint": issuer + "/token/revocation",
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ],
+            "response_types_supported": ["code", "id_token", "code id_token"],
+            "response_modes_supported": ["form_post", "fragment", "query"],
+            "scopes_supported": ["openid", "offline_access", "profile", "email", "phone"],
+            "subject_types_supported": ["public"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_jwt",
+                "client_secret_post",
+                "private_key_jwt",
+                "none",
+            ],
+            "id_token_signing_alg_values_supported": [self.algorithm],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+        }
+
+    def transport(self) -> httpx.MockTransport:
+        """An httpx transport (sync and async clients alike) that reaches this issuer only.
+
+        Requests for another origin fail with `httpx.ConnectError`, like an unreachable host,
+        so a verifier configured with the wrong issuer fails instead of silently passing.
+        """
+        return httpx.MockTransport(self._handle_httpx)
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request (the core behind `transport()` and `asgi_app`).
+
+        `headers` must look names up case-insensitively (httpx and Starlette headers do).
+        """
+        reply = self._dispatch(method.upper(), path, headers, body)
+        with self._lock:
+            self._requests.append(RecordedRequest(method.upper(), path, reply.status))
+        return reply
+
+    def _dispatch(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        base = urlsplit(self.issuer).path
+        route = path[len(base) :] if path.startswith(base + "/") else None
+        read = method in ("GET", "HEAD")
+        if self.unavailable and route is not None:
+            return _json_reply(
+                503,
+                {"error": "server_error", "error_description": "service temporarily unavailable"},
+                {"Retry-After": "1"},
+            )
+        reply: _Reply
+        if read and route in (
+            "/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server",
+        ):
+            reply = _json_reply(200, self.discovery())
+        elif read and route == "/jwks":
+            reply = self._jwks_reply(headers.get("if-none-match"))
+        elif method == "POST" and route == "/token":
+            try:
+                reply = self._token_reply(headers, body)
+            except _OAuthError as exc:
+                reply = exc.reply()
+        else:
+            # oidc-provider's answer to any unknown route or method.
+            reply = _json_reply(
+                404,
+                {
+                    "error": "invalid_request",
+                    "error_description": f"unrecognized route or not allowed method "
+                    f"({method} {path})",
+                },
+            )
+        if method == "HEAD":
+            reply = reply._replace(body=b"")
+        return reply
+
+    def _jwks_reply(self, if_none_match: str | None) -> _Reply:
+        body = _compact_json(self.jwks())
+        etag = 'W/"' + _b64url(hashlib.sha256(body).digest())[:27] + '"'
+        headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag}
+        if if_none_match and _weak_etag_matches(if_none_match, etag):
+            return _Reply(304, headers, b"")
+        return _Reply(200, {"Content-Type": JWKS_CONTENT_TYPE, **headers}, body)
+
+    def _token_reply(self, headers: Mapping[str, str], body: bytes) -> _Reply:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise _OAuthError(
+                "invalid_request",
+                "only application/x-www-form-urlencoded content-type bodies are supported on "
+                "POST /token",
+            )
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise _OAuthError("invalid_request", "request body is not valid UTF-8") from None
+        params: dict[str, list[str]] = {}
+        for name, value in pairs:
+            if value != "":  # oidc-provider treats empty parameters as absent
+                params.setdefault(name, []).append(value)
+        for name, values in params.items():
+            if len(values) > 1 and name != "resource":
+                raise _OAuthError(
+                    "invalid_request", f"'{name}' parameter must not be provided twice"
+                )
+
+        def param(name: str) -> str | None:
+            values = params.get(name)
+            return values[0] if values else None
+
+        app = self._authenticate_client(headers, param("client_id"), param("client_secret"))
+
+        grant_type = param("grant_type")
+        if grant_type is None:
+            raise _OAuthError("invalid_request", "missing required parameter 'grant_type'")
+        if grant_type != "client_credentials":
+            raise _OAuthError("unsupported_grant_type", "unsupported grant_type requested")
+
+        scope = param("scope")
+        if scope is not None and not _SCOPE_SYNTAX.fullmatch(scope):
+            raise _OAuthError("invalid_scope", "scope contains invalid characters")
+        requested = scope.split(" ") if scope else []
+
+        resources = params.get("resource", [])
+        if len(resources) > 1:
+            raise _OAuthError(
+                "invalid_target",
+                "only a single resource indicator value is supported for this grant type",
+            )
+        organization_id = param("organization_id")
+        resource = resources[0] if resources else None
+        if resource is None and organization_id is None:
+            resource = self.default_resource
+        if organization_id is not None and organization_id not in app.organizations:
+            raise _OAuthError(
+                "access_denied", "app is not a member of the organization", status=403
+            )
+
+        if resource is None:
+            assert organization_id is not None
+            audience = ORGANIZATION_AUDIENCE_PREFIX + organization_id
+            granted = app.organizations[organization_id]
+            token_org = None
+        else:
+            if resource not in self.resources:
+                raise _OAuthError("invalid_target", "resource indicator is missing, or unknown")
+            audience = resource
+            granted = app.scopes_by_resource.get(resource, frozenset())
+            token_org = organization_id
+        # Unknown or ungranted scopes are dropped silently, keeping the requested order.
+        scopes = [s for s in dict.fromkeys(requested) if s in granted]
+        token = self.mint(
+            audience=audience,
+            scopes=scopes,
+            client_id=app.app_id,
+            expires_in=self.access_token_ttl,
+            organization_id=token_org,
+        )
+        document: dict[str, Any] = {
+            "access_token": token,
+            "expires_in": self.access_token_ttl,
+            "token_type": "Bearer",
+        }
+        if scopes:
+            document["scope"] = " ".join(scopes)
+        return _json_reply(200, document, {"Cache-Control": "no-store"})
+
+    def _authenticate_client(
+        self, headers: Mapping[str, str], body_id: str | None, body_secret: str | None
+    ) -> RegisteredApp:
+        """client_secret_basic or client_secret_post, in oidc-provider's order of checks."""
+        authorization = headers.get("authorization")
+        if authorization is not None and body_secret is not None:
+            raise _OAuthError(
+                "invalid_request", "client authentication must only be provided using one mechanism"
+            )
+        client_id, secret = body_id, body_secret
+        if authorization is not None:
+            basic_id, secret = _parse_basic(authorization)
+            if client_id is not None and client_id != basic_id:
+                raise _OAuthError("invalid_request", "client_id mismatch")
+            client_id = basic_id
+        if client_id is None:
+            raise _OAuthError("invalid_request", "no client authentication mechanism provided")
+        with self._lock:
+            app = self._apps.get(client_id)
+        if app is None:
+            # Logto answers an unknown app with 400 (oidc-provider alone would say 401).
+            raise _OAuthError("invalid_client", "client authentication failed", status=400)
+        challenge = None
+        if authorization is not None:  # oidc-provider answers Basic with a Basic challenge
+            challenge = {
+                "WWW-Authenticate": f'Basic realm="{self.issuer}", error="invalid_client", '
+                'error_description="client authentication failed"'
+            }
+        if secret is None or not hmac.compare_digest(
+            secret.encode("utf-8"), app.app_secret.encode("utf-8")
+        ):
+            raise _OAuthError(
+                "invalid_client", "client authentication failed", status=401, headers=challenge
+            )
+        return app
+
+    def _handle_httpx(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if _origin(url.scheme, url.host, url.port) != _origin_of(self._endpoint):
+            raise httpx.ConnectError(
+                f"LocalIssuer transport only reaches {self._endpoint}, not "
+                f"{url.scheme}://{url.netloc.decode('ascii')}",
+                request=request,
+            )
+        status, headers, body = self.handle(
+            request.method, url.path, request.headers, request.content
+        )
+        return httpx.Response(status, headers=headers, content=body)
+
+    async def _asgi_endpoint(self, request: Request) -> Response:
+        status, headers, body = self.handle(
+            request.method, request.url.path, request.headers, await request.body()
+        )
+        return Response(body, status_code=status, headers=headers)
+
+    def _build_asgi_app(self) -> Starlette:
+        # One catch-all route: the same core answers here and in transport(), and the issuer's
+        # path can change when start() picks the port.
+        methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return Starlette(routes=[Route("/{path:path}", self._asgi_endpoint, methods=methods)])
+
+    # -- loopback server ------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self, *, timeout: float = 10.0) -> str:
+        """Serve on a loopback port from a background thread; returns `endpoint`.
+
+        Without an explicit `endpoint`, a free port on 127.0.0.1 is bound first and the
+        endpoint becomes `http://127.0.0.1:<port>`, so the issuer (`iss`, `jwks_uri`...) names
+        the port it really listens on. An explicit endpoint must be loopback http with a port.
+        """
+        try:
+            import uvicorn
+        except ImportError as exc:  # pragma: no cover - uvicorn ships with the dev extras
+            raise RuntimeError(
+                "LocalIssuer.start() needs uvicorn: pip install 'logto-guard[example]'"
+            ) from exc
+        if self._server is not None:
+            raise RuntimeError("this LocalIssuer is already running")
+        sock = self._bind()
+        config = uvicorn.Config(
+            self.asgi_app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http="h11",
+            loop="asyncio",
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="logto-local-issuer", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                thread.join(1)
+                sock.close()
+                raise RuntimeError("the local issuer's server did not start")
+            time.sleep(0.002)
+        self._server, self._thread = server, thread
+        return self._endpoint
+
+    def _bind(self) -> socket.socket:
+        if self._endpoint_pinned:
+            parts = urlsplit(self._endpoint)
+            host = parts.hostname or ""
+            if parts.scheme != "http" or not _is_loopback_host(host) or parts.port is None:
+                raise ValueError(
+                    f"cannot serve {self._endpoint} locally: give an endpoint like "
+                    "http://127.0.0.1:<port>, or none to get a free port"
+                )
+            if parts.path:
+                raise ValueError("a served endpoint cannot have a path")
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            address: tuple[str, int] = (host, parts.port)
+        else:
+            if self._minted:
+                raise RuntimeError(
+                    f"tokens were already minted for {self.issuer}; start() gives the issuer "
+                    "a new endpoint, so start it before minting (or pass endpoint=...)"
+                )
+            family, address = socket.AF_INET, ("127.0.0.1", 0)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        if not self._endpoint_pinned:
+            self._endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            self._endpoint_pinned = True  # a restart keeps the same URLs
+        return sock
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loopback server (idempotent). The endpoint and keys stay as they were."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout)
+
+    @contextlib.contextmanager
+    def serve(self, *, timeout: float = 10.0) -> Iterator[str]:
+        """`with issuer.serve() as endpoint:` runs the loopback server for the block."""
+        endpoint = self.start(timeout=timeout)
+        try:
+            yield endpoint
+        finally:
+            self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "in-process"
+        return f"LocalIssuer({self.issuer!r}, {self.algorithm}, {state})"
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Apply overrides; a None value removes the member."""
+    for name, value in (overrides or {}).items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base
+
+
+def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
+    return scheme, (host or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def _origin_of(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return _origin(parts.scheme, parts.hostname, parts.port)
+
+
+def _parse_basic(authorization: str) -> tuple[str, str]:
+    """HTTP Basic client credentials, form-urlencoded inside as RFC 6749 §2.3.1 says."""
+    malformed = _OAuthError("invalid_request", "invalid authorization header value format")
+    parts = authorization.split(" ")
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        raise malformed
+    try:
+        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise malformed from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise malformed
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not secret:
+        raise _OAuthError(
+            "invalid_request", "client_secret must be provided in the Authorization header"
+        )
+    return client_id, secret

@@ -1,0 +1,219 @@
+"""The JWKS cache's policy: freshness, ETag, single-flight, cooldown, stale-if-error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from logto_guard.errors import ConfigurationError, KeySetUnavailable, UnknownSigningKey
+from logto_guard.jwks_cache import JWKSCache
+
+from .fake_issuer import ISSUER, FakeClock, FakeIssuer
+
+
+@pytest.fixture
+def issuer() -> FakeIssuer:
+    return FakeIssuer()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_cache(issuer: FakeIssuer, clock: FakeClock, **kw: object) -> JWKSCache:
+    return JWKSCache(ISSUER, http_client=issuer.client(), clock=clock, **kw)  # type: ignore[arg-type]
+
+
+async def test_discovery_then_jwks_and_key_lookup(issuer: FakeIssuer, clock: FakeClock) -> None:
+    cache = make_cache(issuer, clock)
+    kid = issuer.published[0]["kid"]
+    key = await cache.get_key(kid, "ES384")
+    assert key.kid == kid and key.algorithm == "ES384"
+    assert (issuer.discovery_calls, issuer.jwks_calls) == (1, 1)
+    assert await cache.get_key(kid, "ES384") is key
+    assert issuer.jwks_calls == 1
+
+
+async def test_cold_start_is_single_flight(issuer: FakeIssuer, clock: FakeClock) -> None:
+    issuer.delay = 0.05
+    cache = make_cache(issuer, clock)
+    kid = issuer.published[0]["kid"]
+    keys = await asyncio.gather(*(cache.get_key(kid, "ES384") for _ in range(1000)))
+    assert len({id(k) for k in keys}) == 1
+    assert issuer.jwks_calls == 1 and issuer.discovery_calls == 1
+
+
+async def test_stale_keys_revalidate_in_background_with_etag(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, ttl=600)
+    kid = issuer.published[0]["kid"]
+    key = await cache.get_key(kid, "ES384")
+    clock.advance(601)
+    assert await cache.get_key(kid, "ES384") is key  # answered at once from memory
+    await asyncio.sleep(0.01)  # let the background revalidation run
+    assert issuer.jwks_calls == 2
+    assert await cache.get_key(kid, "ES384") is key  # 304 kept the parsed keys
+    assert issuer.jwks_calls == 2
+
+
+async def test_unknown_kid_refetches_once_per_cooldown(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")
+    clock.advance(31)
+    results = await asyncio.gather(
+        *(cache.get_key(f"random-{i}", "ES384") for i in range(10_000)), return_exceptions=True
+    )
+    assert all(isinstance(r, UnknownSigningKey) for r in results)
+    assert issuer.jwks_calls == 2  # one refetch for the whole flood
+    clock.advance(10)
+    with pytest.raises(UnknownSigningKey):
+        await cache.get_key("another", "ES384")
+    assert issuer.jwks_calls == 2
+    clock.advance(30)
+    new_kid = issuer.add_key()
+    assert (await cache.get_key(new_kid, "ES384")).kid == new_kid
+    assert issuer.jwks_calls == 3
+
+
+async def test_kid_with_other_algorithm_is_refused_without_fetch(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, cooldown=0)
+    kid = issuer.published[0]["kid"]
+    await cache.get_key(kid, "ES384")
+    with pytest.raises(Exception, match="does not match"):
+        await cache.get_key(kid, "RS256")
+    assert issuer.jwks_calls == 1
+
+
+async def test_stale_if_error_keeps_last_good_keys(
+    issuer: FakeIssuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make_cache(issuer, clock, ttl=600, max_stale=3600)
+    kid = issuer.published[0]["kid"]
+    key = await cache.get_key(kid, "ES384")
+    issuer.fault = lambda request: httpx.Response(500, text="down")
+    clock.advance(601)
+    with caplog.at_level(logging.WARNING, logger="logto_guard.jwks"):
+        assert await cache.get_key(kid, "ES384") is key
+        await asyncio.sleep(0.01)
+    assert "keeping the last good keys" in caplog.text
+    # backoff: no new fetch attempt right after a failure
+    calls = issuer.jwks_calls
+    assert await cache.get_key(kid, "ES384") is key
+    await asyncio.sleep(0.01)
+    assert issuer.jwks_calls == calls
+    # past max_stale, the old keys are no longer trusted
+    clock.advance(3600)
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key(kid, "ES384")
+    # recovery when the provider heals
+    issuer.fault = None
+    clock.advance(600)
+    assert (await cache.get_key(kid, "ES384")).kid == kid
+
+
+async def test_cold_start_with_provider_down_is_503_and_backs_off(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    issuer.fault = lambda request: httpx.Response(
+        200, text="<html>", headers={"content-type": "text/html"}
+    )
+    cache = make_cache(issuer, clock)
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    assert issuer.jwks_calls == 1  # the second request did not hammer the provider
+
+
+@pytest.mark.parametrize(
+    ("fault", "log"),
+    [
+        (
+            lambda r: httpx.Response(
+                200, content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            "invalid JSON",
+        ),
+        (
+            lambda r: httpx.Response(302, headers={"location": "https://evil.example/jwks"}),
+            "HTTP 302",
+        ),
+        (
+            lambda r: httpx.Response(
+                200, content=b" " * (600 * 1024), headers={"content-type": "application/json"}
+            ),
+            "exceeds",
+        ),
+        (
+            lambda r: httpx.Response(200, json={"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+            "no usable",
+        ),
+        (lambda r: httpx.Response(200, json={"nokeys": []}), "no 'keys'"),
+    ],
+)
+async def test_bad_jwks_answers_are_logged_failures(
+    issuer: FakeIssuer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    fault,
+    log,  # type: ignore[no-untyped-def]
+) -> None:
+    issuer.fault = fault
+    cache = make_cache(issuer, clock)
+    with (
+        caplog.at_level(logging.ERROR, logger="logto_guard.jwks"),
+        pytest.raises(KeySetUnavailable),
+    ):
+        await cache.get_key("k", "ES384")
+    assert log in caplog.text
+
+
+async def test_discovery_issuer_mismatch_is_refused(
+    issuer: FakeIssuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer.discovery_issuer = "https://other.logto.app/oidc"
+    cache = make_cache(issuer, clock)
+    with caplog.at_level(logging.ERROR), pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    assert "another issuer" in caplog.text
+    assert issuer.jwks_calls == 0
+
+
+async def test_slow_provider_hits_the_total_deadline(issuer: FakeIssuer, clock: FakeClock) -> None:
+    issuer.delay = 1.0
+    cache = make_cache(issuer, clock, timeout=0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    assert loop.time() - started < 0.5
+
+
+async def test_removed_key_is_no_longer_current(issuer: FakeIssuer, clock: FakeClock) -> None:
+    cache = make_cache(issuer, clock, ttl=10)
+    old = issuer.published[0]["kid"]
+    new = issuer.add_key()
+    key = await cache.get_key(old, "ES384")
+    assert cache.is_current(key)
+    issuer.remove_key(old)
+    clock.advance(11)
+    await cache.refresh()
+    assert not cache.is_current(key)
+    assert (await cache.get_key(new, "ES384")).kid == new
+
+
+def test_http_issuer_needs_loopback_or_opt_in() -> None:
+    with pytest.raises(ConfigurationError):
+        JWKSCache("http://tenant.logto.app/oidc")
+    JWKSCache("http://127.0.0.1:3001/oidc")
+    JWKSCache("http://localhost:3001/oidc")
+    JWKSCache("http://logto.internal/oidc", allow_insecure_http=True)

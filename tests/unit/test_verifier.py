@@ -1,0 +1,245 @@
+"""RFC 9068 §4 checks of the verifier, one by one (keys served in-process)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from logto_guard import errors
+from logto_guard.errors import ConfigurationError
+from logto_guard.jwks_cache import JWKSCache
+from logto_guard.verifier import TokenVerifier
+
+from .fake_issuer import API, ISSUER, FakeClock, FakeIssuer, sign_raw
+
+
+@pytest.fixture
+def issuer() -> FakeIssuer:
+    return FakeIssuer()
+
+
+@pytest.fixture
+def verifier(issuer: FakeIssuer) -> TokenVerifier:
+    jwks = JWKSCache(ISSUER, http_client=issuer.client(), cooldown=0)
+    return TokenVerifier(ISSUER, audience=API, jwks=jwks)
+
+
+async def test_valid_token_gives_claims(issuer: FakeIssuer, verifier: TokenVerifier) -> None:
+    token = issuer.sign({"scope": "read:products write:products", "custom": {"x": 1}})
+    at = await verifier.verify(token)
+    assert at.sub == at.client_id == "m2m-app"
+    assert at.is_m2m
+    assert at.scopes == {"read:products", "write:products"}
+    assert at.audience == (API,)
+    assert at.issuer == ISSUER
+    assert at.claims["custom"] == {"x": 1}
+    assert at.organization_id is None
+    with pytest.raises(TypeError):
+        at.claims["sub"] = "x"  # type: ignore[index]
+
+
+async def test_rs256_token(issuer: FakeIssuer, verifier: TokenVerifier) -> None:
+    kid = issuer.add_key("RSA")
+    at = await verifier.verify(issuer.sign(kid=kid))
+    assert at.client_id == "m2m-app"
+
+
+NOW = int(time.time())
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [
+        ({"aud": "https://other.api"}, errors.InvalidAudience),
+        ({"aud": ["https://other.api"]}, errors.InvalidAudience),
+        ({"aud": []}, errors.InvalidAudience),
+        ({"aud": None}, errors.InvalidAudience),
+        ({"aud": "urn:logto:organization:o1"}, errors.InvalidAudience),
+        ({"iss": ISSUER + "/"}, errors.InvalidIssuer),
+        ({"iss": ISSUER.upper()}, errors.InvalidIssuer),
+        ({"iss": "https://other.logto.app/oidc"}, errors.InvalidIssuer),
+        ({"iss": None}, errors.InvalidIssuer),
+        ({"exp": None}, errors.InvalidClaim),
+        ({"exp": str(NOW + 3600)}, errors.InvalidClaim),
+        ({"exp": True}, errors.InvalidClaim),
+        ({"exp": NOW - 61}, errors.ExpiredToken),
+        ({"iat": None}, errors.InvalidClaim),
+        ({"iat": NOW + 120}, errors.ImmatureToken),
+        ({"nbf": NOW + 120}, errors.ImmatureToken),
+        ({"sub": None}, errors.InvalidClaim),
+        ({"sub": 42}, errors.InvalidClaim),
+        ({"client_id": None}, errors.InvalidClaim),
+        ({"jti": None}, errors.InvalidClaim),
+        ({"scope": ["read:products"]}, errors.InvalidClaim),
+        ({"organization_id": 7}, errors.InvalidClaim),
+        ({"cnf": {"jkt": "abc"}}, errors.InvalidClaim),
+    ],
+)
+async def test_claim_checks(
+    issuer: FakeIssuer, verifier: TokenVerifier, claims: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await verifier.verify(issuer.sign(claims))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": ["https://other.api", API]},
+        {"exp": NOW - 30},  # within the 60 s leeway
+        {"exp": NOW + 3600.5},  # NumericDate may be fractional
+        {"nbf": NOW + 30},
+        {"scope": None},  # absent scope means no scopes
+        {"scope": ""},
+    ],
+)
+async def test_accepted_variants(
+    issuer: FakeIssuer, verifier: TokenVerifier, claims: dict[str, Any]
+) -> None:
+    at = await verifier.verify(issuer.sign(claims))
+    assert at.sub == "m2m-app"
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("read:products  write:products ", {"read:products", "write:products"}),
+        ("read:products\twrite:products", {"read:products\twrite:products"}),
+        ("READ:PRODUCTS", {"READ:PRODUCTS"}),
+    ],
+)
+async def test_scope_split_on_space_only(
+    issuer: FakeIssuer, verifier: TokenVerifier, scope: str, expected: set[str]
+) -> None:
+    at = await verifier.verify(issuer.sign({"scope": scope}))
+    assert at.scopes == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        ({"typ": None}, errors.InvalidTokenType),
+        ({"typ": "JWT"}, errors.InvalidTokenType),
+        ({"crit": ["exp"]}, errors.MalformedToken),
+        ({"crit": []}, errors.MalformedToken),
+        ({"b64": False}, errors.MalformedToken),
+        ({"cty": "JWT"}, errors.MalformedToken),
+        ({"kid": "x" * 300}, errors.MalformedToken),
+        ({"kid": 123}, errors.MalformedToken),
+        ({"kid": "unknown"}, errors.UnknownSigningKey),
+    ],
+)
+async def test_header_checks(
+    issuer: FakeIssuer, verifier: TokenVerifier, header: dict[str, Any], error: type[Exception]
+) -> None:
+    token = issuer.sign(header=header)
+    with pytest.raises(error):
+        await verifier.verify(token)
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"])
+async def test_typ_variants(issuer: FakeIssuer, verifier: TokenVerifier, typ: str) -> None:
+    assert (await verifier.verify(issuer.sign(header={"typ": typ}))).sub == "m2m-app"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def test_alg_none_and_hmac_with_public_key(
+    issuer: FakeIssuer, verifier: TokenVerifier
+) -> None:
+    good = issuer.sign()
+    _, payload, _ = good.split(".")
+    kid = issuer.published[0]["kid"]
+    for alg in ("none", "None", "NONE"):
+        header = _b64(json.dumps({"alg": alg, "typ": "at+jwt", "kid": kid}).encode())
+        for sig in ("", "AAAA"):
+            with pytest.raises(errors.InvalidToken):
+                await verifier.verify(f"{header}.{payload}.{sig}")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    public = issuer.private[kid].public_key()
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    for secret in (json.dumps(issuer.published[0]).encode(), pem):
+        forged = sign_raw({"alg": "HS256", "kid": kid, "typ": "at+jwt"}, claims, secret)
+        with pytest.raises(errors.UnsupportedAlgorithm):
+            await verifier.verify(forged)
+
+
+async def test_tampered_payload_and_signature(issuer: FakeIssuer, verifier: TokenVerifier) -> None:
+    header, payload, sig = issuer.sign().split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["scope"] = "read:products write:products"
+    with pytest.raises(errors.InvalidSignature):
+        await verifier.verify(f"{header}.{_b64(json.dumps(claims).encode())}.{sig}")
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=="))
+    raw[10] ^= 1
+    with pytest.raises(errors.InvalidSignature):
+        await verifier.verify(f"{header}.{payload}.{_b64(bytes(raw))}")
+    with pytest.raises(errors.InvalidSignature):
+        await verifier.verify(f"{header}.{payload}.{_b64(bytes(96))}")  # r = s = 0
+
+
+async def test_reused_token_is_served_from_cache(
+    issuer: FakeIssuer, verifier: TokenVerifier
+) -> None:
+    token = issuer.sign()
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first
+
+
+async def test_cache_entry_dropped_when_key_leaves_jwks(issuer: FakeIssuer) -> None:
+    clock = FakeClock()
+    jwks = JWKSCache(ISSUER, http_client=issuer.client(), ttl=10, clock=clock)
+    verifier = TokenVerifier(ISSUER, audience=API, jwks=jwks)
+    old = issuer.published[0]["kid"]
+    issuer.add_key()
+    token = issuer.sign(kid=old)
+    await verifier.verify(token)
+    issuer.remove_key(old)
+    clock.advance(11)
+    await jwks.refresh()
+    with pytest.raises(errors.UnknownSigningKey):
+        await verifier.verify(token)
+
+
+async def test_cached_token_still_expires(issuer: FakeIssuer) -> None:
+    now = [float(NOW)]
+    jwks = JWKSCache(ISSUER, http_client=issuer.client())
+    verifier = TokenVerifier(ISSUER, audience=API, jwks=jwks, clock=lambda: now[0], leeway=0)
+    token = issuer.sign({"iat": NOW, "exp": NOW + 100})
+    await verifier.verify(token)
+    now[0] += 101
+    with pytest.raises(errors.ExpiredToken):
+        await verifier.verify(token)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"issuer": "", "audience": API},
+        {"endpoint": "", "audience": API},
+        {"issuer": ISSUER, "endpoint": "https://x", "audience": API},
+        {"issuer": ISSUER, "audience": ""},
+        {"issuer": ISSUER, "audience": []},
+        {"issuer": ISSUER, "audience": API, "leeway": float("nan")},
+        {"issuer": ISSUER, "audience": API, "leeway": -1},
+        {"issuer": ISSUER, "audience": API, "algorithms": ["HS256"]},
+        {"issuer": ISSUER, "audience": API, "algorithms": ["none"]},
+        {"issuer": "http://tenant.logto.app/oidc", "audience": API},
+    ],
+)
+def test_configuration_errors(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        TokenVerifier(**kwargs)
+
+
+def test_endpoint_gives_logto_issuer() -> None:
+    v = TokenVerifier(endpoint="https://tenant.logto.app/", audience=API)
+    assert v.issuer == "https://tenant.logto.app/oidc"
+    assert v.token_endpoint == "https://tenant.logto.app/oidc/token"

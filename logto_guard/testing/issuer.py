@@ -667,13 +667,15 @@ class LocalIssuer:
         resource = resources[0] if resources else None
         if resource is None and organization_id is None:
             resource = self.default_resource
+            if resource is None:  # Logto would issue an opaque token, never an M2M JWT
+                raise _OAuthError("invalid_target", "resource indicator is missing, or unknown")
         if organization_id is not None and organization_id not in app.organizations:
             raise _OAuthError(
                 "access_denied", "app is not a member of the organization", status=403
             )
 
         if resource is None:
-            assert organization_id is not None
+            assert organization_id is not None  # checked above
             audience = ORGANIZATION_AUDIENCE_PREFIX + organization_id
             granted = app.organizations[organization_id]
             token_org = None

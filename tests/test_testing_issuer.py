@@ -223,7 +223,7 @@ def test_add_promote_remove(issuer: LocalIssuer) -> None:
     with pytest.raises(ValueError, match="signing key"):
         issuer.remove_key(staged)
     issuer.remove_key(first)
-    assert list(issuer.kids) == [staged,]
+    assert list(issuer.kids) == [staged]
     with pytest.raises(KeyError):
         verify(issuer, old_token)  # no longer in the JWKS
     with pytest.raises(KeyError):

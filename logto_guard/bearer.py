@@ -1,0 +1,163 @@
+"""RFC 6750 on the wire: finding the Bearer token in a request, and shaping the answer.
+
+Framework-free: it reads the raw ASGI header list (Starlette's `headers.get()` returns only the
+first `Authorization` line, which would hide a duplicate) and returns plain strings and bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from logto_guard.errors import (
+    AuthError,
+    ConfigurationError,
+    InsufficientScope,
+    InvalidRequest,
+    MalformedToken,
+)
+
+__all__ = [
+    "RFC6750_ERRORS",
+    "challenge",
+    "check_realm",
+    "error_body",
+    "extract_token",
+    "is_scope_token",
+]
+
+#: The only codes a Bearer challenge may carry (RFC 6750 §3.1).
+RFC6750_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
+
+# b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="  (RFC 6750 §2.1)
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# error, error_description (and, as we choose, realm): %x20-21 / %x23-5B / %x5D-7E (§3)
+_QUOTABLE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
+# one scope-token: %x21 / %x23-5B / %x5D-7E (RFC 6749 §3.3, RFC 6750 §3)
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_OWS = " \t"
+
+
+def extract_token(
+    headers: Iterable[tuple[bytes, bytes]],
+    query_string: bytes = b"",
+    *,
+    allow_query: bool = False,
+) -> str | None:
+    """Return the Bearer token of a request, or None when it carries no Bearer credentials.
+
+    None means "no authentication information" (a bare 401), which includes a missing
+    `Authorization` header and any other scheme (Basic, DPoP, ...). Raises `InvalidRequest` for
+    two `Authorization` lines, empty Bearer credentials, or a token sent by two methods (header
+    plus `access_token` query parameter, whether query tokens are allowed or not); raises
+    `MalformedToken` when the credentials break the b64token syntax.
+    """
+    values = [value for name, value in headers if name.lower() == b"authorization"]
+    if len(values) > 1:
+        raise InvalidRequest("duplicate authorization header")
+
+    header_token: str | None = None
+    has_bearer_header = False
+    if values:
+        # latin-1 maps every byte to one code point, so non-ASCII survives to fail the syntax.
+        value = values[0].decode("latin-1").strip(_OWS)
+        scheme, _, credentials = value.partition(" ")
+        if scheme.lower() == "bearer":
+            has_bearer_header = True
+            header_token = credentials.lstrip(" ")
+
+    query_token = _query_token(query_string)
+    if has_bearer_header and query_token is not None:
+        raise InvalidRequest("more than one token method used")
+
+    if has_bearer_header:
+        token = header_token
+    elif allow_query and query_token is not None:
+        token = query_token
+    else:
+        return None
+
+    if not token:
+        raise InvalidRequest("empty bearer credentials")
+    if _B64TOKEN.fullmatch(token) is None:
+        raise MalformedToken()
+    return token
+
+
+def _query_token(query_string: bytes) -> str | None:
+    if b"access_token" not in query_string:
+        return None
+    found = [
+        value
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if name == "access_token"
+    ]
+    if len(found) > 1:
+        raise InvalidRequest("duplicate access_token parameter")
+    return found[0] if found else None
+
+
+def check_realm(realm: str | None) -> None:
+    """Fail at configuration time on a realm that cannot sit in a quoted-string."""
+    if realm is not None and _QUOTABLE.fullmatch(realm) is None:
+        raise ConfigurationError("realm must be non-empty printable ASCII without '\"' or '\\'")
+
+
+def challenge(
+    error: AuthError | None,
+    *,
+    realm: str | None = "api",
+    resource_metadata: str | None = None,
+    scope: Iterable[str] | None = None,
+) -> str:
+    """Build a `WWW-Authenticate` value for the Bearer scheme (RFC 6750 §3, RFC 9728 §5.1).
+
+    Without an error, or with one that has no RFC 6750 code (`MissingToken`), the challenge
+    carries no error information at all. `scope` is only sent with `insufficient_scope`, and
+    defaults to the scopes the error says were required.
+    """
+    check_realm(realm)
+    params: list[tuple[str, str]] = []
+    if realm is not None:
+        params.append(("realm", realm))
+    if error is not None and error.error in RFC6750_ERRORS:
+        params.append(("error", error.error))
+        description = _safe_description(error)
+        if description is not None:
+            params.append(("error_description", description))
+        if isinstance(error, InsufficientScope):
+            required = error.required_scopes if scope is None else tuple(scope)
+            tokens = [s for s in required if _SCOPE_TOKEN.fullmatch(s)]
+            if tokens:
+                params.append(("scope", " ".join(dict.fromkeys(tokens))))
+    if resource_metadata is not None:
+        if _QUOTABLE.fullmatch(resource_metadata) is None:
+            raise ConfigurationError("resource_metadata URL cannot be quoted")
+        params.append(("resource_metadata", resource_metadata))
+    if not params:
+        # RFC 6750 §3: the scheme must be followed by at least one auth-param.
+        raise ConfigurationError("a Bearer challenge needs a realm or a resource_metadata URL")
+    return "Bearer " + ", ".join(f'{name}="{value}"' for name, value in params)
+
+
+def _safe_description(error: AuthError) -> str | None:
+    """The error's description if it fits a quoted-string, else its class default, else none."""
+    for candidate in (error.description, type(error).description):
+        if _QUOTABLE.fullmatch(candidate):
+            return candidate
+    return None
+
+
+def error_body(error: AuthError) -> bytes:
+    """JSON body `{"error", "error_description"}`; `error` is null when no code applies."""
+    return json.dumps(
+        {"error": error.error, "error_description": _safe_description(error)},
+        separators=(",", ":"),
+    ).encode("ascii")
+
+
+def is_scope_token(value: str) -> bool:
+    """True if `value` is one valid scope-token (what a `scope="..."` param can carry)."""
+    return _SCOPE_TOKEN.fullmatch(value) is not None

@@ -1,0 +1,303 @@
+"""ClientCredentials against the real OpenID provider (oidc-provider, the engine Logto runs on).
+
+The unit tests pin the request shape; these prove that shape is what a real Logto-like token
+endpoint accepts, and that tokens reach an API through real httpx clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from logto_guard.client import ClientCredentials, TokenRequestError
+
+if TYPE_CHECKING:
+    from oidc_provider import OidcProvider
+
+SHOP = "https://shopping.api"
+MGMT = "https://default.logto.app/api"
+API = "http://api.test"
+
+
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return decoded
+
+
+def scopes(token: str) -> set[str]:
+    return set(claims(token).get("scope", "").split())
+
+
+def real_client() -> httpx.Client:
+    # trust_env=False: a proxy set in the environment must not capture loopback traffic.
+    return httpx.Client(trust_env=False, timeout=10)
+
+
+@pytest.mark.parametrize("auth_method", ["basic", "body"])
+def test_token_for_an_api_resource(oidc_provider: OidcProvider, auth_method: str) -> None:
+    assert oidc_provider.SHOP == SHOP
+    auth = ClientCredentials(
+        "shop-writer",
+        "writer-secret",
+        endpoint=oidc_provider.endpoint,
+        resource=SHOP,
+        scopes=["read:products", "write:products"],
+        auth_method=auth_method,  # type: ignore[arg-type]
+    )
+    assert auth.token_endpoint == oidc_provider.token_endpoint
+    with real_client() as client:
+        token = auth.get_token(client)
+        assert auth.get_token(client) == token  # cached
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt"
+    body = claims(token)
+    assert body["aud"] == SHOP
+    assert body["iss"] == oidc_provider.issuer
+    assert body["client_id"] == body["sub"] == "shop-writer"
+    assert scopes(token) == {"read:products", "write:products"}
+    assert body["exp"] - body["iat"] == 3600
+
+
+def test_scopes_not_granted_are_dropped(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "shop-reader",
+        "reader-secret",
+        token_endpoint=oidc_provider.token_endpoint,
+        resource=SHOP,
+        scopes="read:products write:products",
+        auth_method="body",
+    )
+    with real_client() as client:
+        token = auth.get_token(client)
+    assert claims(token)["aud"] == SHOP
+    assert scopes(token) == {"read:products"}
+
+
+def test_get_token_without_a_client(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "shop-reader", "reader-secret", endpoint=oidc_provider.endpoint, resource=SHOP
+    )
+    token = auth.get_token()  # a throwaway httpx.Client of its own
+    assert claims(token)["aud"] == SHOP
+    assert "scope" not in claims(token) or claims(token)["scope"] == ""
+
+
+async def test_aget_token(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "shop-reader",
+        "reader-secret",
+        endpoint=oidc_provider.endpoint,
+        resource=SHOP,
+        scopes=["read:products"],
+    )
+    async with httpx.AsyncClient(trust_env=False) as client:
+        token = await auth.aget_token(client)
+    assert scopes(token) == {"read:products"}
+
+
+def test_wrong_secret_is_invalid_client(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "shop-reader", "not-the-secret", endpoint=oidc_provider.endpoint, resource=SHOP
+    )
+    with real_client() as client, pytest.raises(TokenRequestError) as info:
+        auth.get_token(client)
+    assert info.value.error == "invalid_client"
+    assert info.value.status_code in (400, 401)
+    assert "invalid_client" in str(info.value)
+    assert "not-the-secret" not in str(info.value) + repr(info.value)
+
+
+def test_unknown_app_is_invalid_client(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "no-such-app", "whatever", endpoint=oidc_provider.endpoint, resource=SHOP
+    )
+    with real_client() as client, pytest.raises(TokenRequestError) as info:
+        auth.get_token(client)
+    assert info.value.error == "invalid_client"
+
+
+def test_unknown_resource_is_invalid_target(oidc_provider: OidcProvider) -> None:
+    auth = ClientCredentials(
+        "shop-reader",
+        "reader-secret",
+        endpoint=oidc_provider.endpoint,
+        resource="https://unknown.api",
+    )
+    with real_client() as client, pytest.raises(TokenRequestError) as info:
+        auth.get_token(client)
+    assert info.value.error == "invalid_target"
+    assert info.value.status_code == 400
+    assert info.value.error_description
+
+
+def test_no_resource_is_invalid_target(oidc_provider: OidcProvider) -> None:
+    # Like a Logto tenant without a default API resource.
+    auth = ClientCredentials("shop-reader", "reader-secret", endpoint=oidc_provider.endpoint)
+    with real_client() as client, pytest.raises(TokenRequestError) as info:
+        auth.get_token(client)
+    assert info.value.error == "invalid_target"
+
+
+def test_management_api_self_hosted(oidc_provider: OidcProvider) -> None:
+    assert oidc_provider.MGMT == MGMT
+    auth = ClientCredentials.management_api(
+        "mgmt-client", "mgmt-secret", endpoint=oidc_provider.endpoint
+    )
+    with real_client() as client:
+        token = auth.get_token(client)
+    assert claims(token)["aud"] == MGMT
+    assert claims(token)["scope"] == "all"
+
+
+# -- through an API ------------------------------------------------------------------------------
+
+
+class EchoApi:
+    """A tiny Starlette API that reports the Authorization header it got.
+
+    `reject_first` makes it answer 401 to the first token it sees (as after a key rotation), to
+    exercise the refetch-and-retry against the real provider.
+    """
+
+    def __init__(self, *, reject_first: bool = False) -> None:
+        self.reject_first = reject_first
+        self.seen: list[str] = []
+        self._lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/whoami", self.whoami, methods=["GET", "POST"])])
+
+    async def whoami(self, request: Request) -> JSONResponse:
+        header = request.headers.get("authorization", "")
+        with self._lock:
+            self.seen.append(header)
+            first = self.seen[0]
+        if self.reject_first and header == first:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse({"authorization": header})
+
+
+async def test_async_client_sends_the_bearer_token(oidc_provider: OidcProvider) -> None:
+    api = EchoApi()
+    auth = ClientCredentials(
+        "shop-reader",
+        "reader-secret",
+        endpoint=oidc_provider.endpoint,
+        resource=SHOP,
+        scopes=["read:products"],
+    )
+    oidc_provider.reset_stats()
+    async with httpx.AsyncClient(
+        auth=auth,
+        trust_env=False,
+        mounts={API: httpx.ASGITransport(app=api.app)},  # the token request goes to the provider
+    ) as client:
+        responses = await asyncio.gather(*(client.get(f"{API}/whoami") for _ in range(25)))
+    assert {r.status_code for r in responses} == {200}
+    headers = {r.json()["authorization"] for r in responses}
+    assert len(headers) == 1
+    (header,) = headers
+    assert header.startswith("Bearer ")
+    token = header.removeprefix("Bearer ")
+    assert claims(token)["aud"] == SHOP
+    assert claims(token)["client_id"] == "shop-reader"
+    assert oidc_provider.stats()["token_requests"] == 1
+
+
+async def test_401_gets_a_new_real_token_and_one_retry(oidc_provider: OidcProvider) -> None:
+    api = EchoApi(reject_first=True)
+    auth = ClientCredentials(
+        "shop-writer",
+        "writer-secret",
+        endpoint=oidc_provider.endpoint,
+        resource=SHOP,
+        auth_method="body",
+    )
+    oidc_provider.reset_stats()
+    async with httpx.AsyncClient(
+        auth=auth, trust_env=False, mounts={API: httpx.ASGITransport(app=api.app)}
+    ) as client:
+        response = await client.post(f"{API}/whoami", json={"x": 1})
+    assert response.status_code == 200
+    assert len(api.seen) == 2
+    assert api.seen[0] != api.seen[1]
+    assert oidc_provider.stats()["token_requests"] == 2
+
+
+# -- a real server over a real socket, with a sync client in threads -----------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served_api() -> Iterator[tuple[EchoApi, str]]:
+    api = EchoApi()
+    port = _free_port()
+    config = uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield api, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_sync_client_in_threads_over_uvicorn(
+    oidc_provider: OidcProvider, served_api: tuple[EchoApi, str]
+) -> None:
+    api, url = served_api
+    auth = ClientCredentials(
+        "shop-writer",
+        "writer-secret",
+        endpoint=oidc_provider.endpoint,
+        resource=SHOP,
+        scopes=["write:products"],
+    )
+    oidc_provider.reset_stats()
+    start = threading.Barrier(16)
+    with httpx.Client(auth=auth, trust_env=False, timeout=10) as client:
+
+        def call(_: int) -> str:
+            start.wait()
+            response = client.get(f"{url}/whoami")
+            response.raise_for_status()
+            header: str = response.json()["authorization"]
+            return header
+
+        threads_results: list[str] = []
+        workers = [
+            threading.Thread(target=lambda: threads_results.append(call(0))) for _ in range(16)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    assert len(threads_results) == 16
+    assert len(set(threads_results)) == 1
+    token = threads_results[0].removeprefix("Bearer ")
+    assert scopes(token) == {"write:products"}
+    assert oidc_provider.stats()["token_requests"] == 1
+    assert len(api.seen) == 16

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
+from typing import Any
 
 import httpx
 
@@ -62,6 +63,7 @@ class JWKSCache:
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
         self.keys: KeySet | None = None
+        self._document: dict[str, Any] | None = None
         self._etag: str | None = None
         self._fresh_until = 0.0  # keys younger than this need no revalidation
         self._stale_until = 0.0  # keys older than this are no longer trusted
@@ -136,10 +138,13 @@ class JWKSCache:
                 timeout=self.timeout,
                 max_bytes=self.max_bytes,
             )
-            if result.document is not None:
+            if result.document is not None and result.document != self._document:
+                # Same content keeps the same KeySet object: the verified-token cache stays valid.
                 self.keys = parse_jwks(result.document, self.algorithms, self.max_keys)
-                self._etag = result.etag
+                self._document = result.document
                 logger.debug("JWKS of %s loaded: %d usable keys", self.issuer, len(self.keys))
+            if result.document is not None:
+                self._etag = result.etag
         except (FetchError, ValueError) as exc:
             self._failures += 1
             backoff = min(self.cooldown * 2 ** (self._failures - 1), 300.0)

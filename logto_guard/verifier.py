@@ -8,8 +8,10 @@ done here because PyJWT alone accepts tokens a resource server must refuse (no `
 missing or string `exp`, duplicate claim names, UTF-16 JSON...).
 
 M2M clients reuse one token for up to an hour, so tokens that passed are kept in a bounded
-cache until their `exp`. A hit still re-checks expiry and that the signing key is still
-published; the per-route scope check always runs afterwards, in the framework adapter.
+cache until their `exp`. A hit still re-checks expiry and that the key set it was verified
+with is still the current one (a JWKS change drops every entry, so a removed key's tokens go
+through the full check and fail); the per-route scope check always runs afterwards, in the
+framework adapter.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from cachetools import TLRUCache
+from cachetools import LRUCache
 
 from .errors import (
     ConfigurationError,
@@ -35,7 +37,7 @@ from .errors import (
 )
 from .jwks_cache import DEFAULT_ALGORITHMS, JWKSCache
 from .jws import DEFAULT_MAX_TOKEN_LENGTH, parse_compact
-from .keys import MAX_KID_LENGTH, VerificationKey
+from .keys import MAX_KID_LENGTH, KeySet
 from .token import AccessToken, parse_scope
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -100,10 +102,10 @@ class TokenVerifier:
         elif jwks.issuer != issuer:
             raise ConfigurationError("the JWKS cache belongs to another issuer")
         self.jwks = jwks
-        # token -> (claims object, key that verified it); expires at the token's exp + leeway.
-        self._verified: TLRUCache[str, tuple[AccessToken, VerificationKey]] = TLRUCache(
-            maxsize=cache_size, ttu=self._cache_expiry, timer=clock
-        )
+        # token -> (claims, deadline = exp + leeway, key set that held the signing key). An
+        # LRU, not a TTL cache: the hit path checks the deadline itself, which is several
+        # times cheaper than TLRUCache's bookkeeping, and expired entries age out as LRU.
+        self._verified: LRUCache[str, tuple[AccessToken, float, KeySet]] = LRUCache(cache_size)
 
     @property
     def token_endpoint(self) -> str:
@@ -113,20 +115,21 @@ class TokenVerifier:
     async def verify(self, token: str) -> AccessToken:
         """The claims of a valid access token; raises an `AuthError` subclass otherwise."""
         cached = self._verified.get(token)
-        if cached is not None:
-            access_token, key = cached
-            if self._clock() < access_token.expires_at + self.leeway and self.jwks.is_current(key):
-                return access_token
-            del self._verified[token]
+        # A hit needs the same key set (a JWKS change that drops keys replaces it) and time left.
+        if cached is not None and cached[2] is self.jwks.keys and self._clock() < cached[1]:
+            return cached[0]
+        return await self._verify_signed(token)
 
+    async def _verify_signed(self, token: str) -> AccessToken:
         jws = parse_compact(token, self.max_token_length)
         algorithm, kid = self._check_header(jws.header)
         key = await self.jwks.get_key(kid, algorithm)
+        keys = self.jwks.keys
         if not key.verify(jws.signing_input, jws.signature):
             raise InvalidSignature()
-        claims = jws.claims()
-        access_token = self._check_claims(claims)
-        self._verified[token] = (access_token, key)
+        access_token = self._check_claims(jws.claims())
+        if keys is not None:
+            self._verified[token] = (access_token, access_token.expires_at + self.leeway, keys)
         return access_token
 
     # -- the checklist ------------------------------------------------------------------------
@@ -190,11 +193,6 @@ class TokenVerifier:
             ok = False
         if not ok:
             raise InvalidAudience()
-
-    def _cache_expiry(
-        self, _token: str, value: tuple[AccessToken, VerificationKey], _now: float
-    ) -> float:
-        return value[0].expires_at + self.leeway
 
     async def aclose(self) -> None:
         await self.jwks.aclose()

@@ -1,5 +1,61 @@
-"""Trust Logto machine-to-machine access tokens in Starlette and FastAPI APIs."""
+"""Trust Logto machine-to-machine access tokens in Starlette and FastAPI APIs.
+
+Layers, one way: `bearer` (RFC 6750 extraction) → `verifier` (RFC 9068 checks, with keys from
+`jwks_cache`) → `token.AccessToken` → route checks (`scopes`, `fastapi`). `client` is the
+caller's side (client credentials).
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .client import ClientCredentials, TokenRequestError
+from .errors import (
+    AuthError,
+    ConfigurationError,
+    ExpiredToken,
+    ImmatureToken,
+    InsufficientScope,
+    InvalidAudience,
+    InvalidClaim,
+    InvalidIssuer,
+    InvalidRequest,
+    InvalidSignature,
+    InvalidToken,
+    InvalidTokenType,
+    KeySetUnavailable,
+    LogtoGuardError,
+    MalformedToken,
+    MissingToken,
+    UnknownSigningKey,
+    UnsupportedAlgorithm,
+)
+from .jwks_cache import JWKSCache
+from .token import AccessToken
+from .verifier import TokenVerifier
+
+__all__ = [
+    "AccessToken",
+    "AuthError",
+    "ClientCredentials",
+    "ConfigurationError",
+    "ExpiredToken",
+    "ImmatureToken",
+    "InsufficientScope",
+    "InvalidAudience",
+    "InvalidClaim",
+    "InvalidIssuer",
+    "InvalidRequest",
+    "InvalidSignature",
+    "InvalidToken",
+    "InvalidTokenType",
+    "JWKSCache",
+    "KeySetUnavailable",
+    "LogtoGuardError",
+    "MalformedToken",
+    "MissingToken",
+    "TokenRequestError",
+    "TokenVerifier",
+    "UnknownSigningKey",
+    "UnsupportedAlgorithm",
+    "__version__",
+]

@@ -1,0 +1,212 @@
+"""RFC 9728 protected resource metadata (R53, R54)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from logto_guard.errors import ConfigurationError
+from logto_guard.metadata import ProtectedResourceMetadata, metadata_url
+from logto_guard.middleware import LogtoGuard
+from logto_guard.token import AccessToken
+
+ISSUER = "https://tenant.logto.app/oidc"
+
+
+@pytest.mark.parametrize(
+    ("resource", "url"),
+    [
+        ("https://api.example.com", "https://api.example.com/.well-known/oauth-protected-resource"),
+        (
+            "https://api.example.com/",
+            "https://api.example.com/.well-known/oauth-protected-resource",
+        ),
+        (
+            "https://api.example.com/v1",
+            "https://api.example.com/.well-known/oauth-protected-resource/v1",
+        ),
+        (
+            "https://api.example.com/v1/mcp/",
+            "https://api.example.com/.well-known/oauth-protected-resource/v1/mcp/",
+        ),
+        (
+            "http://localhost:8000/mcp",
+            "http://localhost:8000/.well-known/oauth-protected-resource/mcp",
+        ),
+    ],
+)
+def test_metadata_url_inserts_the_well_known_path(resource: str, url: str) -> None:
+    assert metadata_url(resource) == url
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "shopping-api",
+        "urn:logto:organization:x",
+        "ftp://api.example.com",
+        "https://",
+        "https://api.example.com/?a=1",
+        "https://api.example.com/#frag",
+        "https://api.example.com/?",
+    ],
+)
+def test_metadata_url_refuses_non_url_resources(resource: str) -> None:
+    with pytest.raises(ConfigurationError):
+        metadata_url(resource)
+
+
+def test_document_fields_and_zero_values_omitted() -> None:
+    full = ProtectedResourceMetadata(
+        "https://api.example.com/v1",
+        authorization_servers=[ISSUER],
+        scopes_supported=["read:products", "write:products", "read:products"],
+        resource_name="Shop",
+    )
+    assert full.url == "https://api.example.com/.well-known/oauth-protected-resource/v1"
+    assert full.path == "/.well-known/oauth-protected-resource/v1"
+    assert full.document == {
+        "resource": "https://api.example.com/v1",
+        "authorization_servers": [ISSUER],
+        "scopes_supported": ["read:products", "write:products"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Shop",
+    }
+    minimal = ProtectedResourceMetadata(
+        "https://api.example.com", authorization_servers=[], bearer_methods_supported=()
+    )
+    assert minimal.document == {"resource": "https://api.example.com"}
+
+
+def test_invalid_scope_name_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        ProtectedResourceMetadata(
+            "https://api.example.com", authorization_servers=[ISSUER], scopes_supported=["a b"]
+        )
+
+
+def test_document_never_has_jwks_uri() -> None:
+    doc = ProtectedResourceMetadata("https://a.example", authorization_servers=[ISSUER]).document
+    assert "jwks_uri" not in doc
+
+
+def test_served_as_a_standalone_asgi_route() -> None:
+    metadata = ProtectedResourceMetadata(
+        "https://api.example.com", authorization_servers=[ISSUER], scopes_supported=["read"]
+    )
+    app = TestClient(Starlette(routes=[Route(metadata.path, metadata, methods=["GET", "POST"])]))
+    response = app.get("/.well-known/oauth-protected-resource")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.json() == metadata.document
+    refused = app.post("/.well-known/oauth-protected-resource")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD"
+
+
+# -- served by the middleware ------------------------------------------------------------------
+
+
+class FakeVerifier:
+    issuer = ISSUER
+    token_endpoint = ISSUER + "/token"
+
+    def __init__(self, *audiences: str) -> None:
+        self.audiences = audiences or ("https://shopping.api",)
+
+    async def verify(self, token: str) -> AccessToken:  # pragma: no cover - not reached
+        raise AssertionError("metadata must not need a token")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def hello(request: Request) -> PlainTextResponse:  # pragma: no cover - never reached
+    return PlainTextResponse("hello")
+
+
+def client(verifier: FakeVerifier | None = None, **options: Any) -> TestClient:
+    app = Starlette(routes=[Route("/hello", hello)])
+    app.add_middleware(LogtoGuard, verifier=verifier or FakeVerifier(), **options)
+    return TestClient(app)
+
+
+def test_middleware_serves_metadata_without_a_token() -> None:
+    app = client(scopes_supported=["read:products", "write:products"], resource_name="Shop")
+    response = app.get("/.well-known/oauth-protected-resource")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "resource": "https://shopping.api",
+        "authorization_servers": [ISSUER],
+        "scopes_supported": ["read:products", "write:products"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Shop",
+    }
+    head = app.head("/.well-known/oauth-protected-resource")
+    assert head.status_code == 200
+    assert app.post("/.well-known/oauth-protected-resource").status_code == 405
+
+
+def test_challenge_points_at_the_metadata_url() -> None:
+    response = client().get("/hello")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="api", '
+        'resource_metadata="https://shopping.api/.well-known/oauth-protected-resource"'
+    )
+
+
+def test_url_comes_from_configuration_not_the_host_header() -> None:
+    response = client().get("/hello", headers={"Host": "evil.example"})
+    assert "evil.example" not in response.headers["www-authenticate"]
+    doc = client().get("/.well-known/oauth-protected-resource", headers={"Host": "evil.example"})
+    assert doc.json()["resource"] == "https://shopping.api"
+
+
+def test_resource_with_a_path_is_served_at_the_inserted_path() -> None:
+    app = client(resource="https://api.example.com/mcp")
+    response = app.get("/.well-known/oauth-protected-resource/mcp")
+    assert response.status_code == 200
+    assert response.json()["resource"] == "https://api.example.com/mcp"
+    assert app.get("/.well-known/oauth-protected-resource").status_code == 401
+    assert app.get("/hello").headers["www-authenticate"] == (
+        'Bearer realm="api", '
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp"'
+    )
+
+
+def test_query_token_support_is_advertised() -> None:
+    doc = client(allow_query_token=True).get("/.well-known/oauth-protected-resource").json()
+    assert doc["bearer_methods_supported"] == ["header", "query"]
+
+
+def test_serve_metadata_false_serves_and_advertises_nothing() -> None:
+    app = client(serve_metadata=False)
+    assert app.get("/.well-known/oauth-protected-resource").status_code == 401
+    assert app.get("/hello").headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize(
+    "audiences", [("https://a.example", "https://b.example"), ("shopping-api",)]
+)
+def test_no_metadata_when_the_resource_is_not_known(audiences: tuple[str, ...]) -> None:
+    app = client(FakeVerifier(*audiences))
+    assert app.get("/.well-known/oauth-protected-resource").status_code == 401
+    assert app.get("/hello").headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+def test_explicit_resource_with_several_audiences() -> None:
+    app = client(
+        FakeVerifier("https://a.example", "https://b.example"), resource="https://b.example"
+    )
+    assert app.get("/.well-known/oauth-protected-resource").json()["resource"] == (
+        "https://b.example"
+    )

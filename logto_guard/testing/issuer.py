@@ -42,6 +42,8 @@ from starlette.routing import Route
 if TYPE_CHECKING:
     import uvicorn
 
+    from logto_guard.verifier import TokenVerifier
+
 __all__ = [
     "ORGANIZATION_AUDIENCE_PREFIX",
     "Algorithm",
@@ -560,6 +562,26 @@ class LocalIssuer:
         so a verifier configured with the wrong issuer fails instead of silently passing.
         """
         return httpx.MockTransport(self._handle_httpx)
+
+    def verifier(
+        self, audience: str | Sequence[str] = DEFAULT_AUDIENCE, **kwargs: Any
+    ) -> TokenVerifier:
+        """A `TokenVerifier` for this issuer that fetches discovery and JWKS via `transport()`.
+
+        It runs the library's real fetch-and-verify path with production defaults (JWKS TTL,
+        unknown-kid cooldown...); `kwargs` go to `TokenVerifier`.
+        """
+        from logto_guard.jwks_cache import JWKSCache
+        from logto_guard.verifier import TokenVerifier
+
+        algorithms = kwargs.get("algorithms")
+        jwks = JWKSCache(
+            self.issuer,
+            http_client=httpx.AsyncClient(transport=self.transport()),
+            allow_insecure_http=kwargs.get("allow_insecure_http", False),
+            **({"algorithms": algorithms} if algorithms is not None else {}),
+        )
+        return TokenVerifier(self.issuer, audience=audience, jwks=jwks, **kwargs)
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes = b""

@@ -1,0 +1,116 @@
+"""`python -m example_app`: the whole M2M flow on one machine, in one command.
+
+With LOGTO_ENDPOINT, LOGTO_API_RESOURCE, LOGTO_APP_ID and LOGTO_APP_SECRET set, it uses that
+Logto tenant (LOGTO_WRITER_APP_ID / LOGTO_WRITER_APP_SECRET optionally add a second app with
+write:products). With nothing set, it starts an embedded local issuer (logto_guard.testing's
+LocalIssuer, Logto-shaped tokens and endpoints on a loopback port) with two apps.
+Then it serves the shopping API with uvicorn on a free loopback port and runs the client flow.
+`--serve` only serves the API (port from --port) until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from logto_guard import TokenVerifier
+
+from .api import create_app
+from .client import API_RESOURCE, run_flow
+
+READER = ("shop-reader", "reader-secret-for-the-demo")
+WRITER = ("shop-writer", "writer-secret-for-the-demo")
+
+
+@contextlib.contextmanager
+def serve_api(verifier: TokenVerifier, port: int = 0) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(create_app(verifier), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the API did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+
+
+@contextlib.contextmanager
+def tenant() -> Iterator[tuple[str, str, tuple[str, str], tuple[str, str] | None]]:
+    env = os.environ
+    names = ("LOGTO_ENDPOINT", "LOGTO_API_RESOURCE", "LOGTO_APP_ID", "LOGTO_APP_SECRET")
+    if all(env.get(n) for n in names):
+        writer = None
+        if env.get("LOGTO_WRITER_APP_ID") and env.get("LOGTO_WRITER_APP_SECRET"):
+            writer = (env["LOGTO_WRITER_APP_ID"], env["LOGTO_WRITER_APP_SECRET"])
+        print(f"Using the Logto tenant at {env['LOGTO_ENDPOINT']}")
+        yield (
+            env["LOGTO_ENDPOINT"],
+            env["LOGTO_API_RESOURCE"],
+            (env["LOGTO_APP_ID"], env["LOGTO_APP_SECRET"]),
+            writer,
+        )
+        return
+    if any(env.get(n) for n in names):
+        missing = [n for n in names if not env.get(n)]
+        raise SystemExit(f"set all of {', '.join(names)} (missing: {', '.join(missing)})")
+    from logto_guard.testing import LocalIssuer
+
+    issuer = LocalIssuer()
+    issuer.register_app(*READER, {API_RESOURCE: ["read:products"]})
+    issuer.register_app(*WRITER, {API_RESOURCE: ["read:products", "write:products"]})
+    with issuer.serve() as endpoint:
+        print(f"No LOGTO_* variables set: embedded local issuer at {endpoint}/oidc (ES384)")
+        yield endpoint, API_RESOURCE, READER, WRITER
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m example_app", description=__doc__)
+    parser.add_argument("--serve", action="store_true", help="only serve the API")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve")
+    args = parser.parse_args(argv)
+    with tenant() as (endpoint, resource, reader, writer):
+        verifier = TokenVerifier(endpoint=endpoint, audience=resource)
+        if args.serve:
+            with serve_api(verifier, args.port) as url:
+                print(f"Shopping API on {url} (docs at {url}/docs); Ctrl-C stops it")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+            return 0
+        with serve_api(verifier) as url:
+            print(f"Shopping API on {url}, protected by LogtoGuard (audience {resource})\n")
+            statuses = run_flow(
+                url, endpoint=endpoint, resource=resource, reader=reader, writer=writer
+            )
+    expected = {
+        "GET /products (read:products)": 200,
+        "GET /whoami": 200,
+        "POST /products with a read-only token": 403,
+        "GET /products without a token": 401,
+        "GET /products with a forged token": 401,
+    }
+    if writer is not None:
+        expected["POST /products with write:products"] = 201
+    wrong = {k: v for k, v in statuses.items() if expected.get(k) != v}
+    print("\nAll steps answered as expected." if not wrong else f"\nUnexpected answers: {wrong}")
+    return 0 if not wrong else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

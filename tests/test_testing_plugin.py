@@ -7,7 +7,13 @@ import textwrap
 import httpx
 import pytest
 
-from logto_guard.errors import ExpiredToken, InvalidAudience, InvalidIssuer, UnknownSigningKey
+from logto_guard.errors import (
+    ExpiredToken,
+    InvalidAudience,
+    InvalidIssuer,
+    KeySetUnavailable,
+    UnknownSigningKey,
+)
 from logto_guard.testing import LocalIssuer
 from logto_guard.verifier import TokenVerifier
 
@@ -178,6 +184,25 @@ async def test_staged_rotation_is_seamless() -> None:
     await verifier.verify(issuer.mint())  # known from the first fetch: no refetch needed
     await verifier.verify(old)
     assert sum(r.path.endswith("/jwks") for r in issuer.requests) == 1
+
+
+async def test_unstaged_rotation_needs_the_cooldown_or_a_refetch() -> None:
+    issuer = LocalIssuer()
+    strict = issuer.verifier(audience=API)
+    eager = issuer.verifier(audience=API, jwks_options={"cooldown": 0})
+    for verifier in (strict, eager):
+        await verifier.verify(issuer.mint())
+    issuer.rotate()
+    with pytest.raises(UnknownSigningKey):  # refetched less than 30 s ago: not again yet
+        await strict.verify(issuer.mint())
+    await eager.verify(issuer.mint())
+
+
+async def test_outage_means_no_keys() -> None:
+    issuer = LocalIssuer()
+    issuer.unavailable = True
+    with pytest.raises(KeySetUnavailable):
+        await issuer.verifier(audience=API).verify(issuer.mint())
 
 
 async def test_verifier_against_the_served_issuer() -> None:

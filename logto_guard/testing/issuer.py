@@ -564,22 +564,27 @@ class LocalIssuer:
         return httpx.MockTransport(self._handle_httpx)
 
     def verifier(
-        self, audience: str | Sequence[str] = DEFAULT_AUDIENCE, **kwargs: Any
+        self,
+        audience: str | Sequence[str] = DEFAULT_AUDIENCE,
+        *,
+        jwks_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> TokenVerifier:
         """A `TokenVerifier` for this issuer that fetches discovery and JWKS via `transport()`.
 
-        It runs the library's real fetch-and-verify path with production defaults (JWKS TTL,
-        unknown-kid cooldown...); `kwargs` go to `TokenVerifier`.
+        It runs the library's real fetch-and-verify path with production defaults; `kwargs` go
+        to `TokenVerifier`, `jwks_options` to its `JWKSCache` (e.g. `{"cooldown": 0}` to see a
+        promoted, never-staged key at once instead of after the 30 s unknown-kid cooldown).
         """
         from logto_guard.jwks_cache import JWKSCache
         from logto_guard.verifier import TokenVerifier
 
-        algorithms = kwargs.get("algorithms")
+        options: dict[str, Any] = {
+            name: kwargs[name] for name in ("algorithms", "allow_insecure_http") if name in kwargs
+        }
+        options.update(jwks_options or {})
         jwks = JWKSCache(
-            self.issuer,
-            http_client=httpx.AsyncClient(transport=self.transport()),
-            allow_insecure_http=kwargs.get("allow_insecure_http", False),
-            **({"algorithms": algorithms} if algorithms is not None else {}),
+            self.issuer, http_client=httpx.AsyncClient(transport=self.transport()), **options
         )
         return TokenVerifier(self.issuer, audience=audience, jwks=jwks, **kwargs)
 

@@ -49,6 +49,15 @@ async def test_rs256_token(issuer: FakeIssuer, verifier: TokenVerifier) -> None:
     assert at.client_id == "m2m-app"
 
 
+class Rel(float):
+    """A time relative to the moment the token is signed (parametrize runs at import time)."""
+
+
+def resolve(claims: dict[str, Any]) -> dict[str, Any]:
+    now = time.time()
+    return {k: int(now + v) if isinstance(v, Rel) else v for k, v in claims.items()}
+
+
 NOW = int(time.time())
 
 
@@ -65,12 +74,12 @@ NOW = int(time.time())
         ({"iss": "https://other.logto.app/oidc"}, errors.InvalidIssuer),
         ({"iss": None}, errors.InvalidIssuer),
         ({"exp": None}, errors.InvalidClaim),
-        ({"exp": str(NOW + 3600)}, errors.InvalidClaim),
+        ({"exp": str(int(time.time()) + 86400)}, errors.InvalidClaim),
         ({"exp": True}, errors.InvalidClaim),
-        ({"exp": NOW - 61}, errors.ExpiredToken),
+        ({"exp": Rel(-61)}, errors.ExpiredToken),
         ({"iat": None}, errors.InvalidClaim),
-        ({"iat": NOW + 120}, errors.ImmatureToken),
-        ({"nbf": NOW + 120}, errors.ImmatureToken),
+        ({"iat": Rel(120)}, errors.ImmatureToken),
+        ({"nbf": Rel(120)}, errors.ImmatureToken),
         ({"sub": None}, errors.InvalidClaim),
         ({"sub": 42}, errors.InvalidClaim),
         ({"client_id": None}, errors.InvalidClaim),
@@ -84,16 +93,16 @@ async def test_claim_checks(
     issuer: FakeIssuer, verifier: TokenVerifier, claims: dict[str, Any], error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        await verifier.verify(issuer.sign(claims))
+        await verifier.verify(issuer.sign(resolve(claims)))
 
 
 @pytest.mark.parametrize(
     "claims",
     [
         {"aud": ["https://other.api", API]},
-        {"exp": NOW - 30},  # within the 60 s leeway
-        {"exp": NOW + 3600.5},  # NumericDate may be fractional
-        {"nbf": NOW + 30},
+        {"exp": Rel(-30)},  # within the 60 s leeway
+        {"exp": int(time.time()) + 86400.5},  # NumericDate may be fractional
+        {"nbf": Rel(30)},
         {"scope": None},  # absent scope means no scopes
         {"scope": ""},
     ],
@@ -101,7 +110,7 @@ async def test_claim_checks(
 async def test_accepted_variants(
     issuer: FakeIssuer, verifier: TokenVerifier, claims: dict[str, Any]
 ) -> None:
-    at = await verifier.verify(issuer.sign(claims))
+    at = await verifier.verify(issuer.sign(resolve(claims)))
     assert at.sub == "m2m-app"
 
 

@@ -30,6 +30,9 @@ from .errors import (
     UnsupportedAlgorithm,
 )
 from .jwks_cache import JWKSCache
+from .metadata import ProtectedResourceMetadata
+from .middleware import LogtoGuard, LogtoUser, get_access_token
+from .scopes import require_organization, require_scopes
 from .token import AccessToken
 from .verifier import TokenVerifier
 
@@ -50,12 +53,18 @@ __all__ = [
     "InvalidTokenType",
     "JWKSCache",
     "KeySetUnavailable",
+    "LogtoGuard",
     "LogtoGuardError",
+    "LogtoUser",
     "MalformedToken",
     "MissingToken",
+    "ProtectedResourceMetadata",
     "TokenRequestError",
     "TokenVerifier",
     "UnknownSigningKey",
     "UnsupportedAlgorithm",
     "__version__",
+    "get_access_token",
+    "require_organization",
+    "require_scopes",
 ]

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, UnauthenticatedUser, requires
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from logto_guard.errors import (
     ConfigurationError,
     ExpiredToken,
+    InsufficientScope,
     InvalidSignature,
     KeySetUnavailable,
     MissingToken,
@@ -526,8 +527,9 @@ def test_auth_error_after_websocket_accept_is_not_swallowed() -> None:
 
     app = Starlette(routes=[WebSocketRoute("/late", late)])
     app.add_middleware(LogtoGuard, verifier=FakeVerifier())
+    # Once accepted, the handshake cannot be refused any more: the error propagates.
     with (
-        pytest.raises((MissingToken, WebSocketDisconnect)),
+        pytest.raises(MissingToken),
         TestClient(app).websocket_connect("/late", headers=bearer(READER)) as ws,
     ):
         ws.receive_text()
@@ -691,3 +693,33 @@ def test_logto_user() -> None:
     assert user.client_id == "m2m-app"
     assert user.is_m2m is True
     assert repr(user) == "LogtoUser(sub='m2m-app')"
+
+
+def test_auth_error_raised_by_a_route_is_answered_by_the_middleware() -> None:
+    async def custom(request: Request) -> Response:
+        raise InsufficientScope(required=["admin"])
+
+    app = Starlette(routes=[Route("/custom", custom)])
+    app.add_middleware(LogtoGuard, verifier=FakeVerifier())
+    response = TestClient(app).get("/custom", headers=bearer(READER))
+    assert_error(
+        response,
+        403,
+        'Bearer realm="api", error="insufficient_scope", error_description="insufficient scope",'
+        f' scope="admin", resource_metadata="{META}"',
+        {"error": "insufficient_scope", "error_description": "insufficient scope"},
+    )
+
+
+def test_auth_error_after_the_response_started_is_not_swallowed() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise InvalidSignature()
+
+    async def streaming(request: Request) -> Response:
+        return StreamingResponse(body())
+
+    app = Starlette(routes=[Route("/stream", streaming)])
+    app.add_middleware(LogtoGuard, verifier=FakeVerifier())
+    with pytest.raises(InvalidSignature):
+        TestClient(app).get("/stream", headers=bearer(READER))

@@ -1,4 +1,4 @@
-"""RFC 6750 request parsing and answer shapes (R1–R7, R48–R51)."""
+"""RFC 6750 request parsing and answer shapes (R1-R7, R48-R51)."""
 
 from __future__ import annotations
 

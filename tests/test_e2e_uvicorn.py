@@ -19,7 +19,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -206,10 +206,19 @@ class Served:
 
 @pytest.fixture(scope="module")
 def servers(oidc_provider: OidcProvider) -> Iterator[dict[str, Served]]:
-    specs = {
-        "starlette": (lambda v: starlette_app(v), True),
-        "fastapi": (lambda v: fastapi_app(v, middleware=True), True),
-        "fastapi-bare": (lambda v: fastapi_app(v, middleware=False), False),
+    def build_starlette(verifier: TokenVerifier) -> ASGIApp:
+        return starlette_app(verifier)
+
+    def build_fastapi(verifier: TokenVerifier) -> ASGIApp:
+        return fastapi_app(verifier, middleware=True)
+
+    def build_fastapi_bare(verifier: TokenVerifier) -> ASGIApp:
+        return fastapi_app(verifier, middleware=False)
+
+    specs: dict[str, tuple[Callable[[TokenVerifier], ASGIApp], bool]] = {
+        "starlette": (build_starlette, True),
+        "fastapi": (build_fastapi, True),
+        "fastapi-bare": (build_fastapi_bare, False),
     }
     running: list[UvicornThread] = []
     served: dict[str, Served] = {}

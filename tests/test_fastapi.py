@@ -385,8 +385,8 @@ def test_openapi_token_url_and_scheme_name_options() -> None:
 def test_built_from_endpoint_and_audience() -> None:
     guard = LogtoSecurity(endpoint="https://tenant.logto.app", audience=SHOP)
     assert isinstance(guard.verifier, TokenVerifier)
-    assert guard.model.flows.clientCredentials is not None
-    assert guard.model.flows.clientCredentials.tokenUrl == f"{ISSUER}/token"
+    flows = guard.model.model_dump(by_alias=True, exclude_none=True)["flows"]
+    assert flows == {"clientCredentials": {"tokenUrl": f"{ISSUER}/token", "scopes": {}}}
 
 
 @pytest.mark.parametrize(

@@ -475,7 +475,8 @@ def ws_scope(headers: list[tuple[bytes, bytes]], extensions: dict[str, Any] | No
 
 async def test_websocket_without_denial_extension_is_closed_with_1008() -> None:
     app = make_app()
-    for extensions in (None, {}):
+    no_extension: list[dict[str, Any] | None] = [None, {}]
+    for extensions in no_extension:
         sent = await run_asgi(app, ws_scope([], extensions), [{"type": "websocket.connect"}])
         assert sent == [
             {"type": "websocket.close", "code": 1008, "reason": "a bearer token is required"}

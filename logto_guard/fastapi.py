@@ -93,7 +93,10 @@ class LogtoSecurity(OAuth2):
 
     Scopes come from `Security(guard, scopes=[...])` (all are required). `scopes` lists the
     API's permissions for the OpenAPI document. With `auto_error=False` a request without
-    credentials gets None instead of a 401 (a bad token is still a 401).
+    credentials gets None instead of a 401 (a bad token is still a 401). Behind `LogtoGuard`,
+    challenges use the middleware's realm and `resource_metadata`; alone, `realm` and
+    `resource_metadata_url` here. The verifier is not closed for you: share it with the
+    middleware (which closes it on shutdown) or `await verifier.aclose()` in your lifespan.
     """
 
     def __init__(

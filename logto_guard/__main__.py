@@ -1,0 +1,10 @@
+"""``python -m logto_guard``: the ``logto-guard`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+from logto_guard.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

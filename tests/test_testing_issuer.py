@@ -217,6 +217,7 @@ def test_add_promote_remove(issuer: LocalIssuer) -> None:
     verify(issuer, issuer.mint(kid=staged))
 
     issuer.promote(staged)
+    assert list(issuer.kids) == [staged, first]  # the signing key is listed first
     assert segment(issuer.mint(), 0)["kid"] == staged
     verify(issuer, old_token)  # the previous key stays published
 
@@ -239,14 +240,14 @@ def test_rotate_to_rsa_mixes_key_types(issuer: LocalIssuer) -> None:
     kid = issuer.rotate("RS256")
     assert issuer.signing_kid == kid
     assert issuer.algorithm == "RS256"
-    assert list(issuer.kids) == [first, kid]
-    assert [k["kty"] for k in issuer.jwks()["keys"]] == ["EC", "RSA"]
+    assert list(issuer.kids) == [kid, first]
+    assert [k["kty"] for k in issuer.jwks()["keys"]] == ["RSA", "EC"]
     token = issuer.mint()
     assert segment(token, 0)["alg"] == "RS256"
     verify(issuer, token)
     again = issuer.rotate()  # defaults to the current key's algorithm
     assert issuer.algorithm == "RS256"
-    assert list(issuer.kids) == [first, kid, again]
+    assert list(issuer.kids) == [again, first, kid]
 
 
 # -- endpoints over the httpx transport ------------------------------------------------------
@@ -561,3 +562,89 @@ def test_serve_refuses_ambiguous_endpoints() -> None:
     minted.mint()
     with pytest.raises(RuntimeError, match="already minted"):
         minted.start()
+
+
+# -- parity with a real oidc-provider configured like Logto (tests/conftest.py) ---------------
+
+
+def shape(value: Any) -> Any:
+    """Member names and JSON types, recursively: what must match, not the values."""
+    if isinstance(value, dict):
+        return {name: shape(member) for name, member in value.items()}
+    return type(value).__name__
+
+
+def test_same_shapes_as_the_real_provider(oidc_provider: Any) -> None:
+    local = LocalIssuer()
+    local.register_app("shop-reader", "reader-secret", {API: {"read:products"}})
+    real = oidc_provider.token_response(scope="read:products unknown:scope")
+    with httpx.Client(transport=local.transport(), base_url=local.endpoint) as client:
+        mine = grant(client, ("shop-reader", "reader-secret"), resource=API, scope=real["scope"])
+        ours = mine.json()
+    assert shape(ours) == shape(real)
+    assert ours["scope"] == real["scope"] == "read:products"
+    for index in (0, 1):
+        theirs, own = segment(real["access_token"], index), segment(ours["access_token"], index)
+        assert shape(own) == shape(theirs)
+        assert {k: v for k, v in own.items() if k not in ("kid", "jti", "iss", "iat", "exp")} == {
+            k: v for k, v in theirs.items() if k not in ("kid", "jti", "iss", "iat", "exp")
+        }
+    assert len(segment(ours["access_token"], 1)["jti"]) == len(
+        segment(real["access_token"], 1)["jti"]
+    )
+    no_scope = oidc_provider.token_response(scope=None)
+    assert "scope" not in no_scope
+    assert "scope" not in segment(no_scope["access_token"], 1)
+
+    real_jwk = oidc_provider.fetch_jwks()["keys"][0]
+    assert shape(local.jwks()["keys"][0]) == shape(real_jwk)
+    assert set(local.discovery()) == set(oidc_provider.discovery())
+
+
+def test_same_token_errors_as_the_real_provider(oidc_provider: Any) -> None:
+    """Status, error and description of each refusal match (Logto's 400 for an unknown app
+    is the one deliberate difference: plain oidc-provider says 401)."""
+    local = LocalIssuer()
+    local.register_app("shop-reader", "reader-secret", {API: {"read:products"}})
+    good = ("shop-reader", "reader-secret")
+    cases: list[tuple[dict[str, str], Any]] = [
+        ({"grant_type": "client_credentials", "resource": API}, ("shop-reader", "wrong")),
+        ({"grant_type": "client_credentials", "resource": API}, None),
+        ({"grant_type": "password", "resource": API}, good),
+        ({"resource": API}, good),
+        ({"grant_type": "client_credentials", "resource": "https://unknown.api"}, good),
+        ({"grant_type": "client_credentials"}, good),
+        (
+            {
+                "grant_type": "client_credentials",
+                "resource": API,
+                "client_id": "shop-reader",
+                "client_secret": "wrong",
+            },
+            None,
+        ),
+    ]
+    with (
+        httpx.Client() as network,
+        httpx.Client(transport=local.transport()) as in_process,
+    ):
+        for form, auth in cases:
+            theirs = network.post(oidc_provider.token_endpoint, data=form, auth=auth)
+            ours = in_process.post(local.token_endpoint, data=form, auth=auth)
+            assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json()), form
+            assert ours.headers["cache-control"] == theirs.headers["cache-control"]
+            challenge = theirs.headers.get("www-authenticate")
+            assert (challenge is None) == ("www-authenticate" not in ours.headers)
+
+
+def test_same_jwks_http_behaviour_as_the_real_provider(oidc_provider: Any) -> None:
+    local = LocalIssuer()
+    with httpx.Client() as network, httpx.Client(transport=local.transport()) as in_process:
+        for client, url in ((network, oidc_provider.jwks_uri), (in_process, local.jwks_uri)):
+            first = client.get(url)
+            assert first.headers["content-type"] == "application/jwk-set+json; charset=utf-8"
+            assert first.headers["cache-control"] == "no-cache, max-age=0, must-revalidate"
+            assert first.headers["etag"].startswith('W/"')
+            assert first.headers["access-control-allow-origin"] == "*"
+            again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+            assert again.status_code == 304

@@ -75,6 +75,7 @@ _EC_PARAMS: dict[str, tuple[type[ec.EllipticCurve], str, type[hashes.HashAlgorit
 # RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
 _SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 _LOOPBACK_NAMES = frozenset({"localhost"})
+_CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
 
 
 def _b64url(data: bytes) -> str:
@@ -313,9 +314,13 @@ class LocalIssuer:
 
     @property
     def kids(self) -> tuple[str, ...]:
-        """Every published key id, in JWKS order."""
+        """Every published key id in JWKS order: the signing key first, then oldest first."""
         with self._lock:
-            return tuple(self._keys)
+            return tuple(key.kid for key in self._published())
+
+    def _published(self) -> list[_Key]:
+        signing = self._keys[self._signing_kid]
+        return [signing, *(key for key in self._keys.values() if key is not signing)]
 
     def add_key(self, algorithm: Algorithm | None = None) -> str:
         """Publish a new key without signing with it yet (a staged rotation's "next" key)."""
@@ -349,7 +354,7 @@ class LocalIssuer:
     def jwks(self) -> dict[str, Any]:
         """The public JWK set, as `/oidc/jwks` serves it."""
         with self._lock:
-            return {"keys": [dict(key.public_jwk) for key in self._keys.values()]}
+            return {"keys": [dict(key.public_jwk) for key in self._published()]}
 
     def private_key(self, kid: str | None = None) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
         """A signing key, for tests that build tokens by other means."""
@@ -402,7 +407,7 @@ class LocalIssuer:
         issued_at = int(time.time() if now is None else now)
         scope = " ".join(scopes or ())
         payload: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(16),
+            "jti": secrets.token_urlsafe(32),  # 43 characters, like oidc-provider's
             "sub": client_id,
             "iat": issued_at,
             "exp": issued_at + expires_in,
@@ -520,7 +525,7 @@ class LocalIssuer:
             self._requests.clear()
 
     def discovery(self) -> dict[str, Any]:
-        """The OpenID Provider metadata, with the fields Logto publishes that matter here."""
+        """The OpenID Provider metadata: the members oidc-provider (Logto's engine) publishes."""
         issuer = self.issuer
         return {
             "issuer": issuer,
@@ -531,16 +536,19 @@ class LocalIssuer:
             "end_session_endpoint": issuer + "/session/end",
             "introspection_endpoint": issuer + "/token/introspection",
             "revocation_endpoint": issuer + "/token/revocation",
+            "pushed_authorization_request_endpoint": issuer + "/request",
             "grant_types_supported": [
+                "implicit",
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
             ],
-            "response_types_supported": ["code", "id_token", "code id_token"],
+            "response_types_supported": ["code id_token", "code", "id_token", "none"],
             "response_modes_supported": ["form_post", "fragment", "query"],
             "scopes_supported": ["openid", "offline_access", "profile", "email", "phone"],
             "subject_types_supported": ["public"],
+            "claims_supported": ["sub", "sid", "auth_time", "iss"],
+            "claim_types_supported": ["normal"],
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_jwt",
@@ -548,11 +556,12 @@ class LocalIssuer:
                 "private_key_jwt",
                 "none",
             ],
+            "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "ES256"],
             "id_token_signing_alg_values_supported": [self.algorithm],
             "code_challenge_methods_supported": ["S256"],
             "claims_parameter_supported": False,
-            "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
+            "authorization_response_iss_parameter_supported": True,
         }
 
     def transport(self) -> httpx.MockTransport:
@@ -615,7 +624,7 @@ class LocalIssuer:
             "/.well-known/openid-configuration",
             "/.well-known/oauth-authorization-server",
         ):
-            reply = _json_reply(200, self.discovery())
+            reply = _json_reply(200, self.discovery(), _CORS)
         elif read and route == "/jwks":
             reply = self._jwks_reply(headers.get("if-none-match"))
         elif method == "POST" and route == "/token":
@@ -640,7 +649,7 @@ class LocalIssuer:
     def _jwks_reply(self, if_none_match: str | None) -> _Reply:
         body = _compact_json(self.jwks())
         etag = 'W/"' + _b64url(hashlib.sha256(body).digest())[:27] + '"'
-        headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag}
+        headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag, **_CORS}
         if if_none_match and _weak_etag_matches(if_none_match, etag):
             return _Reply(304, headers, b"")
         return _Reply(200, {"Content-Type": JWKS_CONTENT_TYPE, **headers}, body)
@@ -695,7 +704,7 @@ class LocalIssuer:
         if resource is None and organization_id is None:
             resource = self.default_resource
             if resource is None:  # Logto would issue an opaque token, never an M2M JWT
-                raise _OAuthError("invalid_target", "resource indicator is missing, or unknown")
+                raise _OAuthError("invalid_target", "resource indicator is missing")
         if organization_id is not None and organization_id not in app.organizations:
             raise _OAuthError(
                 "access_denied", "app is not a member of the organization", status=403

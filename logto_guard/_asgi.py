@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from logto_guard.bearer import challenge, check_realm, error_body, extract_token
-from logto_guard.errors import AuthError, ConfigurationError, InvalidToken, KeySetUnavailable
+from .bearer import challenge, check_realm, error_body, extract_token
+from .errors import AuthError, ConfigurationError, InvalidToken, KeySetUnavailable
 
 if TYPE_CHECKING:
     from logto_guard.token import AccessToken

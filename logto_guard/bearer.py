@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
-from logto_guard.errors import (
+from .errors import (
     AuthError,
     ConfigurationError,
     InsufficientScope,

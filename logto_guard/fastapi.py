@@ -35,7 +35,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from logto_guard._asgi import (
+from ._asgi import (
     TOKEN_KEY,
     ErrorResponder,
     Verifier,
@@ -43,11 +43,11 @@ from logto_guard._asgi import (
     build_verifier,
     responder_for,
 )
-from logto_guard.bearer import is_scope_token
-from logto_guard.errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
-from logto_guard.middleware import LogtoUser
-from logto_guard.scopes import ORGANIZATION_MISMATCH
-from logto_guard.token import AccessToken
+from .bearer import is_scope_token
+from .errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
+from .middleware import LogtoUser
+from .scopes import ORGANIZATION_MISMATCH
+from .token import AccessToken
 
 __all__ = ["LogtoAuthError", "LogtoSecurity", "auth_error_handler", "install_error_handler"]
 

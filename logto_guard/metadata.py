@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from logto_guard.bearer import is_scope_token
-from logto_guard.errors import ConfigurationError
+from .bearer import is_scope_token
+from .errors import ConfigurationError
 
 __all__ = ["WELL_KNOWN_PATH", "ProtectedResourceMetadata", "metadata_url"]
 

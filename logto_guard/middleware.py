@@ -30,7 +30,7 @@ from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedU
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from logto_guard._asgi import (
+from ._asgi import (
     RESPONDER_KEY,
     TOKEN_KEY,
     ErrorResponder,
@@ -41,9 +41,9 @@ from logto_guard._asgi import (
     responder_for,
     route_path,
 )
-from logto_guard.errors import AuthError, ConfigurationError, MissingToken
-from logto_guard.metadata import ProtectedResourceMetadata
-from logto_guard.token import AccessToken
+from .errors import AuthError, ConfigurationError, MissingToken
+from .metadata import ProtectedResourceMetadata
+from .token import AccessToken
 
 __all__ = ["LogtoGuard", "LogtoUser", "get_access_token"]
 

@@ -21,10 +21,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from logto_guard._asgi import TOKEN_KEY, responder_for
-from logto_guard.bearer import is_scope_token
-from logto_guard.errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
-from logto_guard.token import AccessToken
+from ._asgi import TOKEN_KEY, responder_for
+from .bearer import is_scope_token
+from .errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
+from .token import AccessToken
 
 __all__ = ["check_organization", "check_scopes", "require_organization", "require_scopes"]
 

@@ -42,7 +42,7 @@ from starlette.routing import Route
 if TYPE_CHECKING:
     import uvicorn
 
-    from logto_guard.verifier import TokenVerifier
+    from ..verifier import TokenVerifier
 
 __all__ = [
     "ORGANIZATION_AUDIENCE_PREFIX",
@@ -585,8 +585,8 @@ class LocalIssuer:
         to `TokenVerifier`, `jwks_options` to its `JWKSCache` (e.g. `{"cooldown": 0}` to see a
         promoted, never-staged key at once instead of after the 30 s unknown-kid cooldown).
         """
-        from logto_guard.jwks_cache import JWKSCache
-        from logto_guard.verifier import TokenVerifier
+        from ..jwks_cache import JWKSCache
+        from ..verifier import TokenVerifier
 
         options: dict[str, Any] = {
             name: kwargs[name] for name in ("algorithms", "allow_insecure_http") if name in kwargs

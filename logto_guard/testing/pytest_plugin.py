@@ -55,7 +55,7 @@ import pytest
 from .issuer import DEFAULT_AUDIENCE, DEFAULT_SCOPES, LocalIssuer
 
 if TYPE_CHECKING:
-    from logto_guard.verifier import TokenVerifier
+    from ..verifier import TokenVerifier
 
 TokenFactory = Callable[..., str]
 """``(scopes=..., **LocalIssuer.mint keywords) -> str``."""

@@ -75,6 +75,22 @@ class _StandbyPool:
             self._ready = None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", action="store_true", default=False, help="run the long tests marked soak"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with --soak")
+    for item in items:
+        # The marker, not item.keywords: "soak" is also the name of the tests/soak package.
+        if item.get_closest_marker("soak") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[OidcProvider]:
     """One provider process for the whole run (see module docstring)."""

@@ -557,13 +557,13 @@ def _alg_cases() -> list[Case]:
         cases += [
             case(
                 f"alg-{name}-empty-signature",
-                tok(lambda c, n=name: c.sign(header={"alg": n}, alg="none")),
+                tok(header_alg(name, "none")),
                 INVALID,
                 MALFORMED,  # an empty third segment is not a compact JWS (R8)
             ),
             case(
                 f"alg-{name}-with-real-signature",
-                tok(lambda c, n=name: c.sign(header={"alg": n}, alg="ES384")),
+                tok(header_alg(name, "ES384")),
                 INVALID,
                 ALG_BAD,
             ),
@@ -675,6 +675,16 @@ def _alg_cases() -> list[Case]:
     return cases
 
 
+def header_alg(header: str, signed_as: str) -> Callable[[Ctx], str]:
+    """A token whose header says `header` but whose signature is made as `signed_as`."""
+    return lambda c: c.sign(header={"alg": header}, alg=signed_as)
+
+
+def evil_jwk(ctx: Ctx) -> dict[str, Any]:
+    """The attacker's public key as a JWK, to embed in a header (CVE-2018-0114)."""
+    return ctx.provider.public_jwk(ctx.evil_ec)
+
+
 def jwk_secret(ctx: Ctx, kid: str) -> bytes:
     return json.dumps(ctx.provider.public_jwk(kid)).encode()
 
@@ -687,7 +697,6 @@ def hs_forge(ctx: Ctx, kid: str, alg: str, secret: Callable[[Ctx, str], bytes]) 
 
 
 def _header_cases() -> list[Case]:
-    evil_jwk = lambda c: c.provider.public_jwk(c.evil_ec)  # noqa: E731
     return [
         # R27: Logto always sends a kid; without one, the single key of the alg may verify.
         case("kid-missing-real-key", tok(lambda c: c.sign(header={"kid": None})), OK),

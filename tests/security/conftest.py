@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-try:
-    from oidc_provider import MGMT, OidcProvider
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from ..oidc_provider import MGMT, OidcProvider
+from oidc_provider import MGMT, OidcProvider  # tests/ is on sys.path (see tests/conftest.py)
 
 from .catalogue import AttackerServer, Ctx
 

@@ -9,6 +9,7 @@ may answer 5xx, accept a forged token, or make the verifier fetch a URL named in
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -33,8 +34,8 @@ async def client(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _params() -> list[object]:
-    params = []
+def _params() -> list[Any]:
+    params: list[Any] = []
     for case in CASES:
         marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
         params.append(pytest.param(case, id=case.id, marks=marks))

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logto_guard.client import ClientCredentials, TokenRequestError
 from logto_guard.verifier import TokenVerifier
@@ -150,7 +150,7 @@ async def test_client_credentials_logs_no_secrets(
     seen: list[str] = []  # every Authorization value an API received
     rejections = {"left": 1}
 
-    async def api(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def api(scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 seen.append(value.decode("latin-1"))

@@ -1,0 +1,1 @@
+"""Soak tests: sustained load against uvicorn while the provider rotates keys and restarts."""

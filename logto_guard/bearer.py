@@ -87,8 +87,8 @@ def extract_token(
 
 
 def _query_token(query_string: bytes) -> str | None:
-    if b"access_token" not in query_string:
-        return None
+    if b"access_token" not in query_string and b"%" not in query_string:
+        return None  # fast path; a percent-encoded name must still be decoded and checked
     found = [
         value
         for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)

@@ -147,7 +147,7 @@ class TokenVerifier:
         if header.get("b64", True) is not True:
             raise MalformedToken("token payload must be base64url encoded (b64)")
         kid = header.get("kid")
-        if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
+        if "kid" in header and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
             raise MalformedToken("token kid is invalid")
         # jku, x5u, jwk, x5c are never read: keys come from the issuer's JWKS only.
         return alg, kid
@@ -205,6 +205,10 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidClaim(f"token {name} claim is not a number")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        finite = False
+    if not finite:
         raise InvalidClaim(f"token {name} claim is not a finite number")
     return value

@@ -1,0 +1,1 @@
+"""Fault injection and fuzzing: a misbehaving loopback provider, hypothesis over tokens."""

@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
-import uvicorn
-
 from logto_guard import TokenVerifier
+from logto_guard.testing import LocalIssuer, LoopbackServer
 
 from .api import create_app
 from .client import API_RESOURCE, run_flow
@@ -30,24 +27,9 @@ READER = ("shop-reader", "reader-secret-for-the-demo")
 WRITER = ("shop-writer", "writer-secret-for-the-demo")
 
 
-@contextlib.contextmanager
-def serve_api(verifier: TokenVerifier, port: int = 0) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(create_app(verifier), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the API did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
+def serve_api(verifier: TokenVerifier, port: int = 0) -> LoopbackServer:
+    """The shopping API on a loopback port (`with serve_api(...) as url:`)."""
+    return LoopbackServer(create_app(verifier), port=port, lifespan="on")
 
 
 @contextlib.contextmanager
@@ -69,8 +51,6 @@ def tenant() -> Iterator[tuple[str, str, tuple[str, str], tuple[str, str] | None
     if any(env.get(n) for n in names):
         missing = [n for n in names if not env.get(n)]
         raise SystemExit(f"set all of {', '.join(names)} (missing: {', '.join(missing)})")
-    from logto_guard.testing import LocalIssuer
-
     issuer = LocalIssuer()
     issuer.register_app(*READER, {API_RESOURCE: ["read:products"]})
     issuer.register_app(*WRITER, {API_RESOURCE: ["read:products", "write:products"]})

@@ -7,22 +7,20 @@ endpoint accepts, and that tokens reach an API through real httpx clients.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from logto_guard.client import ClientCredentials, TokenRequestError
+from logto_guard.testing import LoopbackServer
 
 if TYPE_CHECKING:
     from oidc_provider import OidcProvider
@@ -238,31 +236,11 @@ async def test_401_gets_a_new_real_token_and_one_retry(oidc_provider: OidcProvid
 # -- a real server over a real socket, with a sync client in threads -----------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served_api() -> Iterator[tuple[EchoApi, str]]:
     api = EchoApi()
-    port = _free_port()
-    config = uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield api, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with LoopbackServer(api.app) as url:
+        yield api, url
 
 
 def test_sync_client_in_threads_over_uvicorn(

@@ -16,8 +16,6 @@ Annotated aliases local to `fastapi_app`.
 
 import base64
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Security
 from fastapi import WebSocket as FastAPIWebSocket
 from starlette.applications import Starlette
@@ -41,6 +38,7 @@ from websockets.exceptions import InvalidStatus
 from logto_guard.fastapi import LogtoSecurity
 from logto_guard.middleware import LogtoGuard, get_access_token
 from logto_guard.scopes import require_scopes
+from logto_guard.testing import LoopbackServer
 from logto_guard.token import AccessToken
 from logto_guard.verifier import TokenVerifier
 
@@ -159,39 +157,6 @@ def fastapi_app(verifier: TokenVerifier, *, middleware: bool) -> FastAPI:
     return app
 
 
-# -- uvicorn in a thread -----------------------------------------------------------------------
-
-
-class UvicornThread:
-    """Serve an ASGI app with uvicorn on a free loopback port, in a background thread."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, lifespan="on", log_level="warning")
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(15)
-        self._socket.close()
-        if self._thread.is_alive():  # pragma: no cover
-            raise RuntimeError("uvicorn did not stop")
-
-
 @dataclass
 class Served:
     name: str
@@ -220,12 +185,12 @@ def servers(oidc_provider: OidcProvider) -> Iterator[dict[str, Served]]:
         "fastapi": (build_fastapi, True),
         "fastapi-bare": (build_fastapi_bare, False),
     }
-    running: list[UvicornThread] = []
+    running: list[LoopbackServer] = []
     served: dict[str, Served] = {}
     try:
         for name, (build, metadata) in specs.items():
             verifier = CountingVerifier(issuer=oidc_provider.issuer, audience=SHOP)
-            thread = UvicornThread(build(verifier))
+            thread = LoopbackServer(build(verifier), lifespan="on")
             thread.start()
             running.append(thread)
             served[name] = Served(name, thread.url, verifier, metadata)
@@ -517,7 +482,7 @@ def test_no_signing_keys_is_503_with_retry_after(fresh_provider: OidcProvider) -
     token = fresh_provider.token("shop-reader", scope="read:products")
     verifier = CountingVerifier(issuer=fresh_provider.issuer, audience=SHOP)
     fresh_provider.stop()  # cold start with the IdP unreachable: no key material at all
-    thread = UvicornThread(starlette_app(verifier))
+    thread = LoopbackServer(starlette_app(verifier), lifespan="on")
     thread.start()
     try:
         response = httpx.get(f"{thread.url}/products", headers=bearer(token), timeout=30)

@@ -16,11 +16,13 @@ from .issuer import (
     RecordedRequest,
     RegisteredApp,
 )
+from .server import LoopbackServer
 
 __all__ = [
     "ORGANIZATION_AUDIENCE_PREFIX",
     "Algorithm",
     "LocalIssuer",
+    "LoopbackServer",
     "RecordedRequest",
     "RegisteredApp",
 ]

@@ -22,7 +22,6 @@ import ipaddress
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -39,9 +38,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    import uvicorn
+from .server import LoopbackServer
 
+if TYPE_CHECKING:
     from ..verifier import TokenVerifier
 
 __all__ = [
@@ -261,8 +260,7 @@ class LocalIssuer:
         self._apps: dict[str, RegisteredApp] = {}
         self._requests: list[RecordedRequest] = []
         self._minted = False
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.asgi_app: Starlette = self._build_asgi_app()
         """Logto's endpoints as an ASGI app (mount it, or hand it to httpx.ASGITransport)."""
 
@@ -813,85 +811,50 @@ class LocalIssuer:
         endpoint becomes `http://127.0.0.1:<port>`, so the issuer (`iss`, `jwks_uri`...) names
         the port it really listens on. An explicit endpoint must be loopback http with a port.
         """
-        try:
-            import uvicorn
-        except ImportError as exc:  # pragma: no cover - uvicorn ships with the dev extras
-            raise RuntimeError(
-                "LocalIssuer.start() needs uvicorn: pip install 'logto-guard[example]'"
-            ) from exc
         if self._server is not None:
             raise RuntimeError("this LocalIssuer is already running")
-        sock = self._bind()
-        config = uvicorn.Config(
+        host, port = self._address()
+        server = LoopbackServer(
             self.asgi_app,
-            log_level="warning",
-            access_log=False,
+            host=host,
+            port=port,
             lifespan="off",
             ws="none",
             http="h11",
             loop="asyncio",
             timeout_graceful_shutdown=2,
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="logto-local-issuer", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(1)
-                sock.close()
-                raise RuntimeError("the local issuer's server did not start")
-            time.sleep(0.002)
-        self._server, self._thread = server, thread
+        if not self._endpoint_pinned:
+            self._endpoint = server.url
+            self._endpoint_pinned = True  # a restart keeps the same URLs
+        server.start(timeout)
+        self._server = server
         return self._endpoint
 
-    def _bind(self) -> socket.socket:
-        if self._endpoint_pinned:
-            parts = urlsplit(self._endpoint)
-            host = parts.hostname or ""
-            if parts.scheme != "http" or not _is_loopback_host(host) or parts.port is None:
-                raise ValueError(
-                    f"cannot serve {self._endpoint} locally: give an endpoint like "
-                    "http://127.0.0.1:<port>, or none to get a free port"
-                )
-            if parts.path:
-                raise ValueError("a served endpoint cannot have a path")
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            address: tuple[str, int] = (host, parts.port)
-        else:
+    def _address(self) -> tuple[str, int]:
+        if not self._endpoint_pinned:
             if self._minted:
                 raise RuntimeError(
                     f"tokens were already minted for {self.issuer}; start() gives the issuer "
                     "a new endpoint, so start it before minting (or pass endpoint=...)"
                 )
-            family, address = socket.AF_INET, ("127.0.0.1", 0)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
-        if not self._endpoint_pinned:
-            self._endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            self._endpoint_pinned = True  # a restart keeps the same URLs
-        return sock
+            return "127.0.0.1", 0
+        parts = urlsplit(self._endpoint)
+        host = parts.hostname or ""
+        if parts.scheme != "http" or not _is_loopback_host(host) or parts.port is None:
+            raise ValueError(
+                f"cannot serve {self._endpoint} locally: give an endpoint like "
+                "http://127.0.0.1:<port>, or none to get a free port"
+            )
+        if parts.path:
+            raise ValueError("a served endpoint cannot have a path")
+        return host, parts.port
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loopback server (idempotent). The endpoint and keys stay as they were."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout)
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(timeout)
 
     @contextlib.contextmanager
     def serve(self, *, timeout: float = 10.0) -> Iterator[str]:

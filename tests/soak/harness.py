@@ -26,7 +26,6 @@ import gc
 import json
 import random
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -44,6 +42,7 @@ from starlette.routing import Route
 from logto_guard.jwks_cache import JWKSCache
 from logto_guard.middleware import LogtoGuard, get_access_token
 from logto_guard.scopes import require_scopes
+from logto_guard.testing import LoopbackServer
 from logto_guard.verifier import TokenVerifier
 
 if TYPE_CHECKING:
@@ -97,44 +96,6 @@ def build_app(verifier: TokenVerifier) -> LogtoGuard:
         ]
     )
     return LogtoGuard(app, verifier=verifier)
-
-
-class UvicornThread:
-    """uvicorn serving an app on a free 127.0.0.1 port, in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        # A long keep-alive: with uvicorn's 5 s default, a connection idle for a moment on a
-        # loaded machine can be closed just as the client reuses it (RemoteProtocolError).
-        config = uvicorn.Config(
-            app,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            backlog=512,
-            timeout_keep_alive=300,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(15)
-        self._socket.close()
-        if self._thread.is_alive():  # pragma: no cover
-            raise RuntimeError("uvicorn did not stop")
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -432,7 +393,9 @@ async def run_soak(
 
     jwks = JWKSCache(provider.issuer, ttl=ttl, cooldown=cooldown)
     verifier = TokenVerifier(issuer=provider.issuer, audience=SHOP, jwks=jwks)
-    server = UvicornThread(build_app(verifier))
+    # A long keep-alive: with uvicorn's 5 s default, a connection idle for a moment on a loaded
+    # machine can be closed just as the client reuses it (RemoteProtocolError).
+    server = LoopbackServer(build_app(verifier), lifespan="on", backlog=512, timeout_keep_alive=300)
     pools = TokenPools(random.Random(seed + 1))
     run = Run(grace=2 * ttl + cooldown + 1.0)
     report = run.report

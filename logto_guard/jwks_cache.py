@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from ._fetch import FetchError, check_url, fetch_json
+from ._fetch import FetchError, FetchResult, check_url, fetch_json
 from .errors import KeySetUnavailable, UnknownSigningKey
 from .keys import KeySet, VerificationKey, parse_jwks
 
@@ -75,14 +75,23 @@ class JWKSCache:
 
     # -- the per-request path -------------------------------------------------------------
 
+    def current(self) -> KeySet | None:
+        """The keys trusted now (None past `max_stale`), starting a revalidation that is due.
+
+        Cheap enough for every verified-token cache hit: a clock read and a few compares. Hits
+        must call it too, or a removed key would stay trusted as long as its tokens are cached.
+        """
+        now = self._clock()
+        if now >= self._fresh_until and now >= self._retry_at and self._inflight is None:
+            self._start_fetch()  # in the background; callers answer with the keys in hand
+        return self.keys if now < self._stale_until else None
+
     async def get_key(self, kid: str | None, algorithm: str) -> VerificationKey:
         """The key for a token header, fetching only when it cannot be answered from memory."""
+        keys = self.current()
         now = self._clock()
-        keys = self.keys
-        if keys is not None and now < self._stale_until:
+        if keys is not None:
             key = keys.find(kid, algorithm)
-            if now >= self._fresh_until and now >= self._retry_at:
-                self._start_fetch()  # revalidate in the background; answer with what we have
             if key is not None:
                 return key
             if kid is None or now - self._last_fetch < self.cooldown or now < self._retry_at:
@@ -128,16 +137,11 @@ class JWKSCache:
         started = self._last_fetch = self._clock()
         self.fetch_count += 1
         try:
-            client = self._http_client()
-            if self.jwks_uri is None:
-                self.jwks_uri = await self._discover(client)
-            result = await fetch_json(
-                client,
-                self.jwks_uri,
-                etag=self._etag if self.keys is not None else None,
-                timeout=self.timeout,
-                max_bytes=self.max_bytes,
-            )
+            try:
+                # One deadline for discovery and JWKS together: a cold start waits at most that.
+                result = await asyncio.wait_for(self._fetch_documents(), self.timeout)
+            except asyncio.TimeoutError:
+                raise FetchError(f"fetching keys took longer than {self.timeout:g} s") from None
             if result.document is not None and result.document != self._document:
                 # Same content keeps the same KeySet object: the verified-token cache stays valid.
                 self.keys = parse_jwks(result.document, self.algorithms, self.max_keys)
@@ -169,6 +173,18 @@ class JWKSCache:
             self._stale_until = started + self.max_stale
         finally:
             self._inflight = None
+
+    async def _fetch_documents(self) -> FetchResult:
+        client = self._http_client()
+        if self.jwks_uri is None:
+            self.jwks_uri = await self._discover(client)
+        return await fetch_json(
+            client,
+            self.jwks_uri,
+            etag=self._etag if self.keys is not None else None,
+            timeout=self.timeout,
+            max_bytes=self.max_bytes,
+        )
 
     async def _discover(self, client: httpx.AsyncClient) -> str:
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"

@@ -100,7 +100,8 @@ def parse_jwk(
     kty = jwk["kty"]
     declared = jwk.get("alg")
     if kty == "EC":
-        algorithm = EC_CURVE_ALGORITHMS.get(jwk.get("crv"))  # type: ignore[arg-type]
+        crv = jwk.get("crv")
+        algorithm = EC_CURVE_ALGORITHMS.get(crv) if isinstance(crv, str) else None
         if algorithm is None or (declared is not None and declared != algorithm):
             logger.debug("skipping EC JWK: unsupported curve or alg/crv mismatch")
             return None
@@ -156,7 +157,17 @@ def parse_jwks(
         raise ValueError("JWKS has no 'keys' array")
     if len(keys) > max_keys:
         raise ValueError(f"JWKS has more than {max_keys} keys")
-    parsed = [k for k in (parse_jwk(jwk, allowed_algorithms) for jwk in keys) if k is not None]
+    parsed = [k for k in (_parse_or_skip(jwk, allowed_algorithms) for jwk in keys) if k]
     if not parsed:
         raise ValueError("JWKS has no usable signing key")
     return KeySet(parsed)
+
+
+def _parse_or_skip(jwk: Any, allowed_algorithms: Collection[str]) -> VerificationKey | None:
+    # One malformed JWK (odd member types a check above did not foresee) must not discard the
+    # whole key set: skip it like any other unusable key.
+    try:
+        return parse_jwk(jwk, allowed_algorithms)
+    except Exception as exc:
+        logger.debug("skipping malformed JWK: %s", type(exc).__name__)
+        return None

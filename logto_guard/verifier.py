@@ -116,7 +116,7 @@ class TokenVerifier:
         """The claims of a valid access token; raises an `AuthError` subclass otherwise."""
         cached = self._verified.get(token)
         # A hit needs the same key set (a JWKS change that drops keys replaces it) and time left.
-        if cached is not None and cached[2] is self.jwks.keys and self._clock() < cached[1]:
+        if cached is not None and cached[2] is self.jwks.current() and self._clock() < cached[1]:
             return cached[0]
         return await self._verify_signed(token)
 

@@ -323,11 +323,6 @@ async def test_stale_keys_expire_after_max_stale(
     await recover(verifier, bad.sign(), expected=KeySetUnavailable)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a verified-token cache hit ignores max_stale (verifier.verify checks "
-    "the KeySet identity and exp, not JWKSCache._stale_until)",
-)
 async def test_cached_token_expires_with_max_stale(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:
@@ -387,11 +382,6 @@ async def test_duplicate_kid_appearing_after_a_good_fetch(
     await recover(verifier, bad.sign(), expected=UnsupportedAlgorithm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: JWKSCache.get_key calls keys.find() (which raises for an ambiguous "
-    "kid) before starting the due revalidation, so tokens of that kid never trigger a refresh",
-)
 async def test_recovers_from_a_transient_duplicate_kid(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:
@@ -422,11 +412,6 @@ async def test_removed_key_noticed_through_misses(
     assert isinstance(await timed(verifier, cached), UnknownSigningKey)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a verified-token cache hit never starts the due JWKS revalidation, so "
-    "while every request presents a cached token, a removed key stays trusted until exp",
-)
 async def test_removed_key_noticed_with_only_cache_hits(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:
@@ -461,11 +446,6 @@ async def test_oct_key_never_becomes_an_hmac_secret(
         assert isinstance(outcome, UnsupportedAlgorithm), repr(outcome)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: keys.parse_jwk raises TypeError on an unhashable `crv` "
-    "(EC_CURVE_ALGORITHMS.get(list)), so one malformed JWK discards the whole key set",
-)
 async def test_one_malformed_jwk_is_skipped_not_fatal(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:
@@ -500,11 +480,6 @@ async def test_redirect_is_not_followed(
 # -- the deadline covers the whole key fetch --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: JWKSCache(timeout=) bounds each document separately, so a cold start "
-    "(discovery, then JWKS) can take up to 2 x timeout",
-)
 async def test_cold_start_deadline_covers_discovery_and_jwks(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:

@@ -39,7 +39,7 @@ _COMMON: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 settings.register_profile("fuzz", max_examples=250, **_COMMON)
-settings.register_profile("long", max_examples=25_000, **_COMMON)
+settings.register_profile("long", max_examples=10_000, **_COMMON)
 _PROFILE = os.environ.get("LOGTO_GUARD_FUZZ", "") or "fuzz"
 if _PROFILE not in ("fuzz", "long"):
     raise pytest.UsageError(f"LOGTO_GUARD_FUZZ={_PROFILE!r}: use 'long' (or leave it unset)")

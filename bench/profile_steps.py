@@ -1,8 +1,8 @@
 """Where a verification's time goes: per-step costs, what-if alternatives, and profiles.
 
-    .venv/bin/python bench/profile.py                 # step table (about 30 s)
-    .venv/bin/python bench/profile.py --pyinstrument  # + pyinstrument report of verify()
-    .venv/bin/python bench/profile.py --py-spy        # + py-spy flame graph of a served app
+    .venv/bin/python bench/profile_steps.py                 # step table (about 30 s)
+    .venv/bin/python bench/profile_steps.py --pyinstrument  # + pyinstrument report of verify()
+    .venv/bin/python bench/profile_steps.py --py-spy        # + py-spy flame graph of a served app
 
 The step table times each step of `TokenVerifier.verify` and of `LogtoGuard.__call__` on its
 own, over distinct real tokens, in thread CPU time (minimum and median of repeated passes), next
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import binascii
-import json
 import shutil
 import statistics
 import subprocess
@@ -37,14 +36,18 @@ if str(ROOT) not in sys.path:
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
+from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 from jwt.utils import raw_to_der_signature  # noqa: E402
 
 from logto_guard import TokenVerifier  # noqa: E402
 from logto_guard._asgi import authenticate  # noqa: E402
-from logto_guard._json import _unique_object, loads_object  # noqa: E402
+from logto_guard._json import _decoder, loads_object  # noqa: E402
 from logto_guard.bearer import extract_token  # noqa: E402
+from logto_guard.errors import InvalidSignature as InvalidTokenSignature  # noqa: E402
+from logto_guard.errors import MalformedToken  # noqa: E402
 from logto_guard.jws import (  # noqa: E402
     _CANONICAL_LAST,
     _COMPACT,
@@ -116,15 +119,17 @@ def parse_compact_alt(token: str, max_length: int = 8192) -> ParsedTuple:
     )
 
 
-_strict_decoder = json.JSONDecoder(object_pairs_hook=_unique_object)
-
-
 def loads_object_scan(data: bytes) -> dict[str, Any]:
-    """loads_object calling the C scanner directly (no JSONDecoder.decode whitespace regexes)."""
-    text = data.decode("utf-8")
-    value, end = _strict_decoder.scan_once(text, 0)
+    """loads_object calling the C scanner of the same strict decoder first (no
+    JSONDecoder.decode wrapper and its two whitespace regexes); anything the fast path does not
+    take whole (whitespace around the value, an error) goes to loads_object, which decides."""
+    try:
+        text = data.decode("utf-8")
+        value, end = _decoder.scan_once(text, 0)
+    except (ValueError, RecursionError, StopIteration):
+        return loads_object(data)
     if end != len(text) or not isinstance(value, dict):
-        raise ValueError
+        return loads_object(data)
     return value  # type: ignore[no-any-return]
 
 
@@ -358,6 +363,243 @@ def steps(algorithm: str, rsa_size: int, count: int, passes: int) -> list[tuple[
         issuer.stop()
 
 
+class PrebuiltKey:
+    """VerificationKey.verify without PyJWT's per-call glue: the ECDSA/padding and hash objects
+    are built once per key; the raw R||S length check and the DER conversion stay."""
+
+    def __init__(self, algorithm: str, public_key: Any) -> None:
+        self.public_key = public_key
+        digest = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}[algorithm[2:]]
+        if algorithm.startswith("ES"):
+            self.size = (public_key.curve.key_size + 7) // 8
+            self.args: tuple[Any, ...] = (ec.ECDSA(digest()),)
+        else:
+            self.size = 0
+            self.args = (padding.PKCS1v15(), digest())
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        if self.size:
+            n = self.size
+            if len(signature) != 2 * n:
+                return False
+            signature = encode_dss_signature(
+                int.from_bytes(signature[:n], "big"), int.from_bytes(signature[n:], "big")
+            )
+        try:
+            self.public_key.verify(signature, message, *self.args)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class PrototypeVerifier(TokenVerifier):
+    """TokenVerifier with proposals P1-P3 applied to `_verify_signed`, for timing only. Every
+    check still runs, in the same order:
+
+    * P1: each key verifies with ECDSA/padding and hash objects built once (`PrebuiltKey`),
+      not through PyJWT's `Algorithm.verify`, which builds them on every call;
+    * P2: `_check_header`'s answer (alg, kid) is memoised by the exact header segment, stored
+      only once a signature made under that header has verified (at most 32 entries);
+    * P3: base64url through `binascii` directly; JSON through the C scanner first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._headers: dict[str, tuple[str, str | None]] = {}
+        self._prebuilt: dict[Any, PrebuiltKey] = {}
+
+    async def _verify_signed(self, token: str) -> AccessToken:
+        if len(token) > self.max_token_length:
+            raise MalformedToken("token too large")
+        if _COMPACT.fullmatch(token) is None:
+            raise MalformedToken()
+        head, payload, signature = token.split(".")
+        checked = self._headers.get(head)
+        if checked is None:
+            try:
+                header = loads_object_scan(b64url_decode_direct(head))
+            except ValueError:
+                raise MalformedToken("token header is not a JSON object") from None
+            checked = self._check_header(header)
+        algorithm, kid = checked
+        key = await self.jwks.get_key(kid, algorithm)
+        keys = self.jwks.keys
+        prebuilt = self._prebuilt.get(key)
+        if prebuilt is None:
+            prebuilt = self._prebuilt[key] = PrebuiltKey(key.algorithm, key.public_key)
+        try:
+            raw_signature = b64url_decode_direct(signature)
+        except ValueError:
+            raise MalformedToken() from None
+        if not prebuilt.verify(f"{head}.{payload}".encode("ascii"), raw_signature):
+            raise InvalidTokenSignature()
+        if len(self._headers) < 32:
+            self._headers[head] = checked
+        try:
+            claims = loads_object_scan(b64url_decode_direct(payload))
+        except ValueError:
+            raise MalformedToken("token claims are not a JSON object") from None
+        access_token = self._check_claims(claims)
+        if keys is not None:
+            self._verified[token] = (access_token, access_token.expires_at + self.leeway, keys)
+        return access_token
+
+
+def pairs(algorithm: str, count: int, rounds: int) -> list[tuple[str, float, float]]:
+    """Each candidate timed back to back with the raw check of the same token (the order flips
+    every token): the median extra microseconds, and the median per-pair ratio. This is how
+    bench/run.py part 1 measures, and the only way to see costs that appear only when Python
+    work and OpenSSL calls alternate."""
+    original = AccessToken.__dict__["from_claims"]
+    issuer = LocalIssuer(algorithm=algorithm)  # type: ignore[arg-type]
+    issuer.start()
+    try:
+        tokens = [issuer.mint() for _ in range(count)]
+        shared = TokenVerifier(issuer.issuer, audience=AUDIENCE, allow_insecure_http=True)
+        asyncio.run(shared.verify(tokens[0]))
+        keys = shared.jwks.keys
+        assert keys is not None
+        key = keys.find(issuer.signing_kid, algorithm)
+        assert key is not None
+        pk = key.public_key
+        parsed = [parse_compact(t) for t in tokens]
+        if algorithm.startswith("ES"):
+            ecdsa = ec.ECDSA(hashes.SHA384())
+            ders = [raw_to_der_signature(p.signature, pk.curve) for p in parsed]
+
+            def raw(i: int) -> None:
+                pk.verify(ders[i], parsed[i].signing_input, ecdsa)
+        else:
+            pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+            def raw(i: int) -> None:
+                pk.verify(parsed[i].signature, parsed[i].signing_input, pkcs1, sha256)
+
+        fast = PrebuiltKey(algorithm, pk)
+        verifiers: list[TokenVerifier] = []
+
+        def steps(i: int) -> None:
+            p = parse_compact(tokens[i])
+            shared._check_header(p.header)
+            shared._check_claims(p.claims())
+
+        def full(i: int) -> None:
+            drive(verifiers[-1].verify(tokens[i]))
+
+        prototypes: list[PrototypeVerifier] = []
+
+        def prototype(i: int) -> None:
+            drive(prototypes[-1].verify(tokens[i]))
+
+        candidates: list[tuple[str, Callable[[int], object]]] = [
+            ("raw check again (control)", raw),
+            (
+                "key.verify: PyJWT Algorithm.verify",
+                lambda i: key.verify(parsed[i].signing_input, parsed[i].signature),
+            ),
+            (
+                "ALT prebuilt ECDSA/padding + hash objects",
+                lambda i: fast.verify(parsed[i].signing_input, parsed[i].signature),
+            ),
+            ("raw check + Python steps (parse, claims)", lambda i: (raw(i), steps(i))),
+            (
+                "key.verify + Python steps",
+                lambda i: (key.verify(parsed[i].signing_input, parsed[i].signature), steps(i)),
+            ),
+            ("verify(), first seen", full),
+            ("PROTOTYPE verify() with P1-P3, first seen", prototype),
+            ("PROTOTYPE verify() with P1-P4, first seen", prototype),
+        ]
+        clock = time.thread_time
+        rows = []
+        for name, fn in candidates:
+            extra: list[float] = []
+            ratios: list[float] = []
+            if "P4" in name:
+                # P4: AccessToken built through its slots' member descriptors (still frozen);
+                # swapped in for this candidate's rounds only.
+                AccessToken.from_claims = staticmethod(from_claims_descriptors)  # type: ignore[assignment,method-assign]
+            for r in range(rounds):
+                verifiers.append(TokenVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks))
+                prototypes.append(
+                    PrototypeVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks)
+                )
+                for i in range(count):
+                    if (i + r) % 2:
+                        t0 = clock()
+                        raw(i)
+                        t1 = clock()
+                        fn(i)
+                        t2 = clock()
+                        base, x = t1 - t0, t2 - t1
+                    else:
+                        t0 = clock()
+                        fn(i)
+                        t1 = clock()
+                        raw(i)
+                        t2 = clock()
+                        x, base = t1 - t0, t2 - t1
+                    if base > 0:
+                        extra.append((x - base) * 1e6)
+                        ratios.append(x / base)
+            AccessToken.from_claims = original  # type: ignore[method-assign]
+            rows.append((name, statistics.median(extra), statistics.median(ratios)))
+        asyncio.run(shared.aclose())
+        return rows
+    finally:
+        AccessToken.from_claims = original  # type: ignore[method-assign]
+        issuer.stop()
+
+
+def interference(count: int, passes: int) -> list[tuple[str, float, float]]:
+    """Is verify()'s overhead just the sum of its Python steps? Time the raw RSA check alone,
+    the Python steps alone (parse, header, claims), and both interleaved per token, as
+    verify() runs them. The excess of the last over the sum of the first two is the cost of
+    alternating between OpenSSL and the interpreter (caches, branch predictors)."""
+    issuer = LocalIssuer(algorithm="RS256")
+    issuer.start()
+    try:
+        tokens = [issuer.mint() for _ in range(count)]
+        verifier = TokenVerifier(issuer.issuer, audience=AUDIENCE, allow_insecure_http=True)
+        asyncio.run(verifier.verify(tokens[0]))
+        keys = verifier.jwks.keys
+        assert keys is not None
+        key = keys.find(issuer.signing_kid, "RS256")
+        assert key is not None
+        public_key, pkcs1, sha256 = key.public_key, padding.PKCS1v15(), hashes.SHA256()
+        parsed = [parse_compact(t) for t in tokens]
+
+        def raw(p: ParsedJWS) -> None:
+            public_key.verify(p.signature, p.signing_input, pkcs1, sha256)
+
+        def python(token: str) -> None:
+            p = parse_compact(token)
+            verifier._check_header(p.header)
+            verifier._check_claims(p.claims())
+
+        def both(token: str) -> None:
+            p = parse_compact(token)
+            verifier._check_header(p.header)
+            public_key.verify(p.signature, p.signing_input, pkcs1, sha256)
+            verifier._check_claims(p.claims())
+
+        rows = []
+        for _ in range(2):
+            a = per_call(raw, parsed, passes)
+            b = per_call(python, tokens, passes)
+            c = per_call(both, tokens, passes)
+            rows += [
+                ("raw RSA-2048 check alone", *a),
+                ("Python steps alone", *b),
+                ("both, interleaved per token", *c),
+                ("  excess over the sum", c[0] - a[0] - b[0], c[1] - a[1] - b[1]),
+            ]
+        asyncio.run(verifier.aclose())
+        return rows
+    finally:
+        issuer.stop()
+
+
 def guard_steps(count: int, passes: int) -> list[tuple[str, float, float]]:
     """LogtoGuard.__call__ around a trivial ASGI app, and its pieces, with a cached token."""
     issuer = LocalIssuer()
@@ -431,8 +673,12 @@ def guard_steps(count: int, passes: int) -> list[tuple[str, float, float]]:
         issuer.stop()
 
 
-def print_rows(title: str, rows: list[tuple[str, float, float]]) -> str:
-    lines = [title, f"  {'step':46} {'min us':>8} {'median us':>10}"]
+def print_rows(
+    title: str,
+    rows: list[tuple[str, float, float]],
+    heads: tuple[str, str] = ("min us", "median us"),
+) -> str:
+    lines = [title, f"  {'step':46} {heads[0]:>8} {heads[1]:>10}"]
     lines += [f"  {name:46} {lo:8.2f} {mid:10.2f}" for name, lo, mid in rows]
     text = "\n".join(lines)
     print(text, flush=True)
@@ -464,18 +710,17 @@ def run_pyinstrument(count: int) -> None:
             (OUT / "verify-first-seen-rs256.txt").write_text(
                 profiler.output_text(unicode=False, color=False, show_all=False)
             )
-            (OUT / "verify-first-seen-rs256.html").write_text(profiler.output_html())
             await shared.aclose()
 
         asyncio.run(main())
-        print(f"pyinstrument: {OUT / 'verify-first-seen-rs256.txt'} (.html alongside)")
+        print(f"pyinstrument: {OUT / 'verify-first-seen-rs256.txt'}")
     finally:
         issuer.stop()
 
 
 def run_py_spy(seconds: int) -> None:
     """py-spy flame graphs of bench/server.py guard under wrk: reused and fresh tokens."""
-    from run import Load, Server, run_wrk
+    from run import Load, Server, run_wrk  # bench/run.py
 
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     issuer = LocalIssuer()
@@ -527,6 +772,17 @@ def main() -> None:
         print_rows("ES384 token, first seen", steps("ES384", 2048, 200, args.passes)),
         print_rows("RS256 token (RSA-2048), first seen", steps("RS256", 2048, 200, args.passes)),
         print_rows("LogtoGuard per request", guard_steps(2000, args.passes)),
+        print_rows("Interleaving cost (RS256, RSA-2048)", interference(300, args.passes)),
+        print_rows(
+            "ES384: extra over the raw check of the same token, timed in pairs",
+            pairs("ES384", 150, 6),
+            ("+us", "ratio"),
+        ),
+        print_rows(
+            "RS256 (RSA-2048): extra over the raw check of the same token, timed in pairs",
+            pairs("RS256", 400, 6),
+            ("+us", "ratio"),
+        ),
     ]
     (OUT / "steps.txt").write_text("\n\n".join(texts) + "\n")
     if args.pyinstrument:

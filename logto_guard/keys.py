@@ -27,6 +27,7 @@ EC_CURVE_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _IMPLEMENTATIONS: dict[str, Algorithm] = get_default_algorithms()
+_PRIVATE_REASON = "JWK carries private key material (refused; the issuer leaked a key?)"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,7 +96,9 @@ def parse_jwk(
     """One JWK to a key, or None (with a debug log) when it must not be used for tokens."""
     reason = _unusable_reason(jwk)
     if reason:
-        logger.debug("skipping JWK: %s", reason)
+        # Private material in a public JWKS means the issuer leaked a key: say it loudly.
+        level = logging.WARNING if reason == _PRIVATE_REASON else logging.DEBUG
+        logger.log(level, "skipping JWK: %s", reason)
         return None
     kty = jwk["kty"]
     declared = jwk.get("alg")
@@ -138,7 +141,7 @@ def _unusable_reason(jwk: Mapping[str, Any]) -> str:
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return "key_ops lacks verify"
     if _PRIVATE_MEMBERS.intersection(jwk):
-        return "JWK carries private key material"
+        return _PRIVATE_REASON
     kid = jwk.get("kid")
     if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
         return "kid is not a short string"

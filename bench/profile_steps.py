@@ -4,10 +4,17 @@
     .venv/bin/python bench/profile_steps.py --pyinstrument  # + pyinstrument report of verify()
     .venv/bin/python bench/profile_steps.py --py-spy        # + py-spy flame graph of a served app
 
-The step table times each step of `TokenVerifier.verify` and of `LogtoGuard.__call__` on its
-own, over distinct real tokens, in thread CPU time (minimum and median of repeated passes), next
-to the alternatives proposed in bench/README.md, measured the same way. Nothing in logto_guard
-is changed: the alternatives are re-implementations of single steps, timed side by side.
+Three kinds of table, all in thread CPU time over distinct real tokens:
+
+* each step of `TokenVerifier.verify` and of `LogtoGuard.__call__` alone (min and median of
+  repeated passes);
+* each proposed alternative (P1-P5 in bench/README.md) against the step it would replace, their
+  passes alternating;
+* in situ: candidates (PyJWT's verify call, the Python steps, verify() itself, and
+  `PrototypeVerifier`, verify() with P1-P4 applied) each timed next to the raw signature check of
+  the same token, in a shuffled order, as bench/run.py part 1 measures.
+
+Nothing in logto_guard is changed: the alternatives are re-implementations, timed side by side.
 
 pyinstrument and py-spy are not project dependencies: `.venv/bin/pip install pyinstrument
 py-spy`. Outputs go to bench/results/profiles/.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import binascii
+import random
 import shutil
 import statistics
 import subprocess
@@ -72,6 +80,25 @@ def per_call(fn: Callable[[Any], object], args: Sequence[Any], passes: int) -> t
             fn(arg)
         samples.append((time.thread_time() - start) / len(args) * 1e6)
     return min(samples), statistics.median(samples)
+
+
+def per_call_alternating(
+    now: Callable[[Any], object],
+    proposed: Callable[[Any], object],
+    args: Sequence[Any],
+    passes: int,
+) -> tuple[float, float]:
+    """Median thread CPU microseconds per call of each function, their passes alternating so
+    that both see the same drift of the CPU's speed."""
+    a: list[float] = []
+    b: list[float] = []
+    for index in range(2 * passes):
+        fn, out = (now, a) if index % 2 == 0 else (proposed, b)
+        start = time.thread_time()
+        for arg in args:
+            fn(arg)
+        out.append((time.thread_time() - start) / len(args) * 1e6)
+    return statistics.median(a), statistics.median(b)
 
 
 def drive(coro: Any) -> Any:
@@ -255,7 +282,9 @@ def extract_header_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 # -- the step table ------------------------------------------------------------------------------
 
 
-def steps(algorithm: str, rsa_size: int, count: int, passes: int) -> list[tuple[str, float, float]]:
+def steps(
+    algorithm: str, rsa_size: int, count: int, passes: int
+) -> tuple[list[tuple[str, float, float]], list[tuple[str, float, float]]]:
     issuer = LocalIssuer(algorithm=algorithm, rsa_key_size=rsa_size)  # type: ignore[arg-type]
     issuer.start()
     try:
@@ -290,9 +319,18 @@ def steps(algorithm: str, rsa_size: int, count: int, passes: int) -> list[tuple[
                 key.public_key.verify(item[0], item[1].signing_input, pkcs1, sha256)
 
         rows: list[tuple[str, float, float]] = []
+        alts: list[tuple[str, float, float]] = []
 
         def row(name: str, fn: Callable[[Any], object], args: Sequence[Any]) -> None:
             rows.append((name, *per_call(fn, args, passes)))
+
+        def alt(
+            name: str,
+            now: Callable[[Any], object],
+            proposed: Callable[[Any], object],
+            args: Sequence[Any],
+        ) -> None:
+            alts.append((name, *per_call_alternating(now, proposed, args, passes)))
 
         sig_passes = max(3, passes // 3)
         rows.append(("raw signature check (baseline)", *per_call(raw, raw_items, sig_passes)))
@@ -332,33 +370,42 @@ def steps(algorithm: str, rsa_size: int, count: int, passes: int) -> list[tuple[
         row("  AccessToken.from_claims", lambda p: AccessToken.from_claims(*p), pairs)
         cache: Any = type(verifier._verified)(count + 1)
         row("LRU cache insert", lambda t: cache.__setitem__(t, (None, 0.0, None)), tokens)
-        # alternatives
-        row("ALT b64url_decode via binascii (header)", b64url_decode_direct, headers)
-        row("ALT b64url_decode via binascii (signature)", b64url_decode_direct, signatures)
-        row("ALT b64url_decode via binascii (payload)", b64url_decode_direct, payloads)
-        row("ALT loads_object via scan_once (header)", loads_object_scan, header_bytes)
-        row("ALT loads_object via scan_once (payload)", loads_object_scan, payload_bytes)
-        row(
-            "ALT ParsedJWS as NamedTuple",
+        # alternatives: each against the step it would replace, passes alternating
+        alt("b64url_decode(header)", b64url_decode, b64url_decode_direct, headers)
+        alt("b64url_decode(signature)", b64url_decode, b64url_decode_direct, signatures)
+        alt("b64url_decode(payload)", b64url_decode, b64url_decode_direct, payloads)
+        alt("loads_object(header): scan_once first", loads_object, loads_object_scan, header_bytes)
+        alt(
+            "loads_object(payload): scan_once first", loads_object, loads_object_scan, payload_bytes
+        )
+        alt(
+            "ParsedJWS -> NamedTuple",
+            lambda p: ParsedJWS(p.header, p.payload_segment, p.signing_input, p.signature),
             lambda p: ParsedTuple(p.header, p.payload_segment, p.signing_input, p.signature),
             parsed,
         )
-        row(
-            "ALT AccessToken, slots not frozen",
-            lambda p: from_claims_with(AccessTokenMutable, *p),
-            pairs,
-        )
-        row(
-            "ALT AccessToken as NamedTuple", lambda p: from_claims_with(AccessTokenTuple, *p), pairs
-        )
-        row(
-            "ALT AccessToken, frozen, descriptor stores",
+        current_from_claims = lambda p: AccessToken.from_claims(*p)  # noqa: E731
+        alt(
+            "AccessToken: frozen, descriptor stores",
+            current_from_claims,
             lambda p: from_claims_descriptors(*p),
             pairs,
         )
-        row("ALT parse_compact combined (header memo)", parse_compact_alt, tokens)
+        alt(
+            "AccessToken: slots, not frozen",
+            current_from_claims,
+            lambda p: from_claims_with(AccessTokenMutable, *p),
+            pairs,
+        )
+        alt(
+            "AccessToken: NamedTuple",
+            current_from_claims,
+            lambda p: from_claims_with(AccessTokenTuple, *p),
+            pairs,
+        )
+        alt("parse_compact: P2 header memo + P3 + tuple", parse_compact, parse_compact_alt, tokens)
         asyncio.run(verifier.aclose())
-        return rows
+        return rows, alts
     finally:
         issuer.stop()
 
@@ -445,13 +492,15 @@ class PrototypeVerifier(TokenVerifier):
         return access_token
 
 
-def pairs(algorithm: str, count: int, rounds: int) -> list[tuple[str, float, float]]:
-    """Each candidate timed back to back with the raw check of the same token (the order flips
-    every token): the median extra microseconds, and the median per-pair ratio. This is how
-    bench/run.py part 1 measures, and the only way to see costs that appear only when Python
-    work and OpenSSL calls alternate."""
+def pairs(
+    algorithm: str, count: int, rounds: int, rsa_size: int = 2048
+) -> list[tuple[str, float, float]]:
+    """Each candidate and the raw check timed on the same token, one after the other in a
+    rotating order: the median ratio to the raw check, and the extra microseconds that ratio
+    means at the median raw time. This is how bench/run.py part 1 measures, and the only way to
+    see costs that appear only when Python work and OpenSSL calls alternate."""
     original = AccessToken.__dict__["from_claims"]
-    issuer = LocalIssuer(algorithm=algorithm)  # type: ignore[arg-type]
+    issuer = LocalIssuer(algorithm=algorithm, rsa_key_size=rsa_size)  # type: ignore[arg-type]
     issuer.start()
     try:
         tokens = [issuer.mint() for _ in range(count)]
@@ -487,18 +536,22 @@ def pairs(algorithm: str, count: int, rounds: int) -> list[tuple[str, float, flo
             drive(verifiers[-1].verify(tokens[i]))
 
         prototypes: list[PrototypeVerifier] = []
+        prototypes4: list[PrototypeVerifier] = []
 
         def prototype(i: int) -> None:
             drive(prototypes[-1].verify(tokens[i]))
 
+        def prototype4(i: int) -> None:
+            drive(prototypes4[-1].verify(tokens[i]))
+
         candidates: list[tuple[str, Callable[[int], object]]] = [
-            ("raw check again (control)", raw),
+            ("raw check again (control)", lambda i: raw(i)),
             (
                 "key.verify: PyJWT Algorithm.verify",
                 lambda i: key.verify(parsed[i].signing_input, parsed[i].signature),
             ),
             (
-                "ALT prebuilt ECDSA/padding + hash objects",
+                "P1 alone: prebuilt ECDSA/padding + hash",
                 lambda i: fast.verify(parsed[i].signing_input, parsed[i].signature),
             ),
             ("raw check + Python steps (parse, claims)", lambda i: (raw(i), steps(i))),
@@ -508,42 +561,46 @@ def pairs(algorithm: str, count: int, rounds: int) -> list[tuple[str, float, flo
             ),
             ("verify(), first seen", full),
             ("PROTOTYPE verify() with P1-P3, first seen", prototype),
-            ("PROTOTYPE verify() with P1-P4, first seen", prototype),
+            ("PROTOTYPE verify() with P1-P4, first seen", prototype4),
         ]
         clock = time.thread_time
-        rows = []
-        for name, fn in candidates:
-            extra: list[float] = []
-            ratios: list[float] = []
-            if "P4" in name:
-                # P4: AccessToken built through its slots' member descriptors (still frozen);
-                # swapped in for this candidate's rounds only.
-                AccessToken.from_claims = staticmethod(from_claims_descriptors)  # type: ignore[assignment,method-assign]
-            for r in range(rounds):
-                verifiers.append(TokenVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks))
-                prototypes.append(
-                    PrototypeVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks)
-                )
-                for i in range(count):
-                    if (i + r) % 2:
-                        t0 = clock()
-                        raw(i)
-                        t1 = clock()
-                        fn(i)
-                        t2 = clock()
-                        base, x = t1 - t0, t2 - t1
-                    else:
-                        t0 = clock()
-                        fn(i)
-                        t1 = clock()
-                        raw(i)
-                        t2 = clock()
-                        x, base = t1 - t0, t2 - t1
-                    if base > 0:
-                        extra.append((x - base) * 1e6)
-                        ratios.append(x / base)
-            AccessToken.from_claims = original  # type: ignore[method-assign]
-            rows.append((name, statistics.median(extra), statistics.median(ratios)))
+        shuffle = random.Random(7).shuffle
+        p4 = staticmethod(from_claims_descriptors)
+        sequence: list[tuple[str, Callable[[int], object]]] = [("raw", raw), *candidates]
+        ratios: dict[str, list[float]] = {name: [] for name, _ in candidates}
+        raw_us: list[float] = []
+        for _ in range(rounds):
+            verifiers.append(TokenVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks))
+            prototypes.append(PrototypeVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks))
+            prototypes4.append(
+                PrototypeVerifier(issuer.issuer, audience=AUDIENCE, jwks=shared.jwks)
+            )
+            for i in range(count):
+                # Every candidate and the raw check run on token i, in a shuffled order: they
+                # share the machine's speed of the moment (it drifts by +-20 % on this VM), and
+                # each has a random predecessor (what ran just before changes what is cached).
+                order = sequence[:]
+                shuffle(order)
+                took: dict[str, float] = {}
+                for name, fn in order:
+                    if "P4" in name:
+                        # P4: AccessToken filled through its slots' member descriptors (still
+                        # frozen); swapped in around this call only, outside the timing.
+                        AccessToken.from_claims = p4  # type: ignore[method-assign]
+                    t0 = clock()
+                    fn(i)
+                    t1 = clock()
+                    AccessToken.from_claims = original  # type: ignore[method-assign]
+                    took[name] = t1 - t0
+                if took["raw"] > 0:
+                    raw_us.append(took["raw"] * 1e6)
+                    for name, _ in candidates:
+                        ratios[name].append(took[name] / took["raw"])
+        base = statistics.median(raw_us)
+        rows = [("raw check (the baseline), median us", base, 1.0)]
+        for name, _ in candidates:
+            ratio = statistics.median(ratios[name])
+            rows.append((name, (ratio - 1) * base, ratio))
         asyncio.run(shared.aclose())
         return rows
     finally:
@@ -551,56 +608,9 @@ def pairs(algorithm: str, count: int, rounds: int) -> list[tuple[str, float, flo
         issuer.stop()
 
 
-def interference(count: int, passes: int) -> list[tuple[str, float, float]]:
-    """Is verify()'s overhead just the sum of its Python steps? Time the raw RSA check alone,
-    the Python steps alone (parse, header, claims), and both interleaved per token, as
-    verify() runs them. The excess of the last over the sum of the first two is the cost of
-    alternating between OpenSSL and the interpreter (caches, branch predictors)."""
-    issuer = LocalIssuer(algorithm="RS256")
-    issuer.start()
-    try:
-        tokens = [issuer.mint() for _ in range(count)]
-        verifier = TokenVerifier(issuer.issuer, audience=AUDIENCE, allow_insecure_http=True)
-        asyncio.run(verifier.verify(tokens[0]))
-        keys = verifier.jwks.keys
-        assert keys is not None
-        key = keys.find(issuer.signing_kid, "RS256")
-        assert key is not None
-        public_key, pkcs1, sha256 = key.public_key, padding.PKCS1v15(), hashes.SHA256()
-        parsed = [parse_compact(t) for t in tokens]
-
-        def raw(p: ParsedJWS) -> None:
-            public_key.verify(p.signature, p.signing_input, pkcs1, sha256)
-
-        def python(token: str) -> None:
-            p = parse_compact(token)
-            verifier._check_header(p.header)
-            verifier._check_claims(p.claims())
-
-        def both(token: str) -> None:
-            p = parse_compact(token)
-            verifier._check_header(p.header)
-            public_key.verify(p.signature, p.signing_input, pkcs1, sha256)
-            verifier._check_claims(p.claims())
-
-        rows = []
-        for _ in range(2):
-            a = per_call(raw, parsed, passes)
-            b = per_call(python, tokens, passes)
-            c = per_call(both, tokens, passes)
-            rows += [
-                ("raw RSA-2048 check alone", *a),
-                ("Python steps alone", *b),
-                ("both, interleaved per token", *c),
-                ("  excess over the sum", c[0] - a[0] - b[0], c[1] - a[1] - b[1]),
-            ]
-        asyncio.run(verifier.aclose())
-        return rows
-    finally:
-        issuer.stop()
-
-
-def guard_steps(count: int, passes: int) -> list[tuple[str, float, float]]:
+def guard_steps(
+    count: int, passes: int
+) -> tuple[list[tuple[str, float, float]], list[tuple[str, float, float]]]:
     """LogtoGuard.__call__ around a trivial ASGI app, and its pieces, with a cached token."""
     issuer = LocalIssuer()
     issuer.start()
@@ -662,13 +672,20 @@ def guard_steps(count: int, passes: int) -> list[tuple[str, float, float]]:
                 "    verify(), cache hit",
                 *per_call(lambda s: drive(verifier.verify(token)), scopes, passes),
             ),
+        ]
+        alts = [
             (
-                "ALT extract_token without b64token regex",
-                *per_call(lambda s: extract_header_token(s["headers"]), scopes, passes),
-            ),
+                "extract_token: no b64token regex (P5)",
+                *per_call_alternating(
+                    lambda s: extract_token(s["headers"], s["query_string"]),
+                    lambda s: extract_header_token(s["headers"]),
+                    scopes,
+                    passes,
+                ),
+            )
         ]
         asyncio.run(verifier.aclose())
-        return rows
+        return rows, alts
     finally:
         issuer.stop()
 
@@ -768,19 +785,30 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=15)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    es_steps, es_alts = steps("ES384", 2048, 200, args.passes)
+    rs_steps, rs_alts = steps("RS256", 2048, 200, args.passes)
+    guard, guard_alts = guard_steps(2000, args.passes)
+    now_alt = ("now us", "ALT us")
     texts = [
-        print_rows("ES384 token, first seen", steps("ES384", 2048, 200, args.passes)),
-        print_rows("RS256 token (RSA-2048), first seen", steps("RS256", 2048, 200, args.passes)),
-        print_rows("LogtoGuard per request", guard_steps(2000, args.passes)),
-        print_rows("Interleaving cost (RS256, RSA-2048)", interference(300, args.passes)),
+        print_rows("ES384 token, first seen: each step alone", es_steps),
+        print_rows("ES384 token: proposed alternatives, alternating passes", es_alts, now_alt),
+        print_rows("RS256 token (RSA-2048), first seen: each step alone", rs_steps),
+        print_rows("RS256 token: proposed alternatives, alternating passes", rs_alts, now_alt),
+        print_rows("LogtoGuard per request (cached token)", guard),
+        print_rows("LogtoGuard: proposed alternative, alternating passes", guard_alts, now_alt),
         print_rows(
-            "ES384: extra over the raw check of the same token, timed in pairs",
+            "ES384: each candidate and the raw check on the same token, shuffled order",
             pairs("ES384", 150, 6),
             ("+us", "ratio"),
         ),
         print_rows(
-            "RS256 (RSA-2048): extra over the raw check of the same token, timed in pairs",
+            "RS256 (RSA-2048): each candidate and the raw check on the same token, shuffled order",
             pairs("RS256", 400, 6),
+            ("+us", "ratio"),
+        ),
+        print_rows(
+            "RS256 (RSA-4096): each candidate and the raw check on the same token, shuffled order",
+            pairs("RS256", 150, 6, rsa_size=4096),
             ("+us", "ratio"),
         ),
     ]

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.exceptions import InvalidKeyError
 
@@ -30,19 +34,55 @@ _IMPLEMENTATIONS: dict[str, Algorithm] = get_default_algorithms()
 _PRIVATE_REASON = "JWK carries private key material (refused; the issuer leaked a key?)"
 
 
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class VerificationKey:
-    """A public key and the one algorithm it may be used with."""
+    """A public key and the one algorithm it may be used with.
+
+    The signature parameters (ECDSA with its hash, or the RSA padding) are built once per key:
+    rebuilding them per token, as a generic JWT library does, costs more than every other
+    non-cryptographic step of a verification together.
+    """
 
     kid: str | None
     algorithm: str
     public_key: Any
-    _impl: Algorithm
+    _params: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        digest = _HASHES[self.algorithm[2:]]()
+        family = self.algorithm[:2]
+        if family == "ES":
+            params: Any = ec.ECDSA(digest)
+        elif family == "RS":
+            params = (padding.PKCS1v15(), digest)
+        else:  # PS: salt as long as the digest, like RFC 7518 §3.5 and PyJWT
+            params = (padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size), digest)
+        object.__setattr__(self, "_params", params)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
-        # PyJWT's primitive checks the raw R||S length for ECDSA and maps r=0/s=0 and
-        # out-of-range values to False (CVE-2022-21449 class) rather than raising.
-        return self._impl.verify(signing_input, self.public_key, signature)
+        try:
+            if isinstance(self._params, ec.ECDSA):
+                # JWS carries raw R||S of a fixed length (RFC 7518 §3.4); anything else (DER, a
+                # stripped byte) fails here. r = 0, s = 0 and values >= n fail in OpenSSL
+                # (the CVE-2022-21449 class) as InvalidSignature, never as a crash.
+                size = (self.public_key.curve.key_size + 7) // 8
+                if len(signature) != 2 * size:
+                    return False
+                r = int.from_bytes(signature[:size], "big")
+                s = int.from_bytes(signature[size:], "big")
+                self.public_key.verify(encode_dss_signature(r, s), signing_input, self._params)
+            else:
+                self.public_key.verify(signature, signing_input, *self._params)
+        except InvalidSignature:
+            return False
+        return True
 
 
 class KeySet:
@@ -127,7 +167,7 @@ def parse_jwk(
         if public_key.key_size < 2048 or numbers.e < 3:
             logger.debug("skipping RSA JWK: too weak")
             return None
-    return VerificationKey(jwk.get("kid"), algorithm, public_key, impl)
+    return VerificationKey(jwk.get("kid"), algorithm, public_key)
 
 
 def _unusable_reason(jwk: Mapping[str, Any]) -> str:

@@ -19,25 +19,23 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
-import json
 import re
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import httpx
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .keys import Algorithm, SigningKey, b64url, compact_json
 from .server import LoopbackServer
 
 if TYPE_CHECKING:
@@ -51,10 +49,6 @@ __all__ = [
     "RegisteredApp",
 ]
 
-Algorithm = Literal["ES256", "ES384", "ES512", "RS256"]
-"""Signing algorithms Logto uses: EC P-384 by default, RSA after a rotation, newer EC curves."""
-
-ALGORITHMS: frozenset[str] = frozenset(get_args(Algorithm))
 ORGANIZATION_AUDIENCE_PREFIX = "urn:logto:organization:"
 DEFAULT_ENDPOINT = "https://logto.test"
 DEFAULT_AUDIENCE = "https://shopping.api"
@@ -65,89 +59,10 @@ JWKS_CACHE_CONTROL = "no-cache, max-age=0, must-revalidate"
 JWKS_CONTENT_TYPE = "application/jwk-set+json; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
-# name -> (curve, JWK crv, hash, coordinate/scalar size in bytes)
-_EC_PARAMS: dict[str, tuple[type[ec.EllipticCurve], str, type[hashes.HashAlgorithm], int]] = {
-    "ES256": (ec.SECP256R1, "P-256", hashes.SHA256, 32),
-    "ES384": (ec.SECP384R1, "P-384", hashes.SHA384, 48),
-    "ES512": (ec.SECP521R1, "P-521", hashes.SHA512, 66),
-}
 # RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
 _SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _int_bytes(value: int, length: int | None = None) -> bytes:
-    if length is None:
-        length = max(1, (value.bit_length() + 7) // 8)
-    return value.to_bytes(length, "big")
-
-
-def _compact_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
-
-
-def _thumbprint(jwk: Mapping[str, str]) -> str:
-    """RFC 7638 SHA-256 thumbprint: Logto's `kid` for every key it generates."""
-    required = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("e", "kty", "n")
-    canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"))
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
-@dataclass(frozen=True)
-class _Key:
-    """One signing key with the public JWK Logto would publish for it."""
-
-    kid: str
-    algorithm: str
-    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = field(repr=False)
-    public_jwk: dict[str, str]
-
-    @classmethod
-    def generate(cls, algorithm: str, rsa_key_size: int) -> _Key:
-        if algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"unsupported algorithm {algorithm!r}; use one of {sorted(ALGORITHMS)}"
-            )
-        jwk: dict[str, str]
-        private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-        if algorithm == "RS256":
-            private_key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_key_size)
-            rsa_numbers = private_key.public_key().public_numbers()
-            # Logto publishes RSA keys with `use` but without `alg`.
-            jwk = {
-                "kty": "RSA",
-                "n": _b64url(_int_bytes(rsa_numbers.n)),
-                "e": _b64url(_int_bytes(rsa_numbers.e)),
-            }
-        else:
-            curve, crv, _hash, size = _EC_PARAMS[algorithm]
-            private_key = ec.generate_private_key(curve())
-            ec_numbers = private_key.public_key().public_numbers()
-            jwk = {
-                "kty": "EC",
-                "crv": crv,
-                "x": _b64url(_int_bytes(ec_numbers.x, size)),
-                "y": _b64url(_int_bytes(ec_numbers.y, size)),
-            }
-        kid = _thumbprint(jwk)
-        jwk["kid"] = kid
-        if jwk["kty"] == "EC":
-            jwk["alg"] = algorithm
-        jwk["use"] = "sig"
-        return cls(kid=kid, algorithm=algorithm, private_key=private_key, public_jwk=jwk)
-
-    def sign(self, message: bytes) -> bytes:
-        if isinstance(self.private_key, rsa.RSAPrivateKey):
-            return self.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-        _curve, _crv, hash_cls, size = _EC_PARAMS[self.algorithm]
-        der = self.private_key.sign(message, ec.ECDSA(hash_cls()))
-        r, s = decode_dss_signature(der)
-        return _int_bytes(r, size) + _int_bytes(s, size)  # JWS wants raw R||S (RFC 7518 §3.4)
 
 
 @dataclass(frozen=True)
@@ -205,7 +120,7 @@ def _json_reply(
     content_type: str = JSON_CONTENT_TYPE,
 ) -> _Reply:
     return _Reply(
-        status, {"Content-Type": content_type, **(headers or {})}, _compact_json(document)
+        status, {"Content-Type": content_type, **(headers or {})}, compact_json(document)
     )
 
 
@@ -254,8 +169,8 @@ class LocalIssuer:
         self.unavailable = False
         """While True, every endpoint answers 503 (simulates a Logto outage)."""
         self._lock = threading.RLock()
-        first = _Key.generate(algorithm, rsa_key_size)
-        self._keys: dict[str, _Key] = {first.kid: first}
+        first = SigningKey.generate(algorithm, rsa_key_size)
+        self._keys: dict[str, SigningKey] = {first.kid: first}
         self._signing_kid = first.kid
         self._apps: dict[str, RegisteredApp] = {}
         self._requests: list[RecordedRequest] = []
@@ -316,13 +231,13 @@ class LocalIssuer:
         with self._lock:
             return tuple(key.kid for key in self._published())
 
-    def _published(self) -> list[_Key]:
+    def _published(self) -> list[SigningKey]:
         signing = self._keys[self._signing_kid]
         return [signing, *(key for key in self._keys.values() if key is not signing)]
 
     def add_key(self, algorithm: Algorithm | None = None) -> str:
         """Publish a new key without signing with it yet (a staged rotation's "next" key)."""
-        key = _Key.generate(algorithm or self.algorithm, self.rsa_key_size)
+        key = SigningKey.generate(algorithm or self.algorithm, self.rsa_key_size)
         with self._lock:
             self._keys[key.kid] = key
         return key.kid
@@ -374,9 +289,9 @@ class LocalIssuer:
             if key is None:
                 raise KeyError(f"no published key {kid!r}")
             self._minted = True
-        signing_input = f"{_b64url(_compact_json(header))}.{_b64url(_compact_json(claims))}"
+        signing_input = f"{b64url(compact_json(header))}.{b64url(compact_json(claims))}"
         signature = key.sign(signing_input.encode("ascii"))
-        return f"{signing_input}.{_b64url(signature)}"
+        return f"{signing_input}.{b64url(signature)}"
 
     def mint(
         self,
@@ -645,8 +560,8 @@ class LocalIssuer:
         return reply
 
     def _jwks_reply(self, if_none_match: str | None) -> _Reply:
-        body = _compact_json(self.jwks())
-        etag = 'W/"' + _b64url(hashlib.sha256(body).digest())[:27] + '"'
+        body = compact_json(self.jwks())
+        etag = 'W/"' + b64url(hashlib.sha256(body).digest())[:27] + '"'
         headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag, **_CORS}
         if if_none_match and _weak_etag_matches(if_none_match, etag):
             return _Reply(304, headers, b"")

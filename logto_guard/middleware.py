@@ -17,8 +17,9 @@ What ends up in the ASGI scope:
 * Public paths are not authenticated at all (a stale token must not break a health check); they
   get the unauthenticated `auth`/`user` pair and no `logto_guard.token` key.
 
-It never runs as `BaseHTTPMiddleware` (which breaks WebSockets, streaming and contextvars), never
-reads the request body, and never logs the token or the `Authorization` header.
+It is a plain ASGI callable, not Starlette's base HTTP middleware class (which breaks WebSockets,
+streaming and contextvars); it never reads the request body, and never logs the token or the
+`Authorization` header.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ import sys
 from typing import Annotated, Any
 
 import pytest
+from fakes import ISSUER, SHOP, TableVerifier, access_token
 from fastapi import FastAPI, Request, Security, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from logto_guard.errors import (
     ConfigurationError,
-    InvalidSignature,
     KeySetUnavailable,
 )
 from logto_guard.fastapi import LogtoAuthError, LogtoSecurity, install_error_handler
@@ -22,53 +22,20 @@ from logto_guard.middleware import LogtoGuard
 from logto_guard.token import AccessToken
 from logto_guard.verifier import TokenVerifier
 
-ISSUER = "https://tenant.logto.app/oidc"
-SHOP = "https://shopping.api"
 META = f"{SHOP}/.well-known/oauth-protected-resource"
 SCOPES = {"read:products": "Read products", "write:products": "Change products"}
 
 
-def access_token(scope: str, sub: str = "app", organization_id: str | None = None) -> AccessToken:
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": SHOP,
-        "sub": sub,
-        "client_id": sub,
-        "scope": scope,
-        "iat": 1_700_000_000,
-        "exp": 4_000_000_000,
-        "jti": "j",
-    }
-    if organization_id is not None:
-        claims["organization_id"] = organization_id
-    return AccessToken.from_claims(claims, frozenset(scope.split(" ")) - {""})
-
-
-class FakeVerifier:
-    issuer = ISSUER
-    audiences = (SHOP,)
-    token_endpoint = ISSUER + "/token"
-
+class FakeVerifier(TableVerifier):
     def __init__(self, **extra: AccessToken | BaseException) -> None:
-        self.tokens: dict[str, AccessToken | BaseException] = {
-            "reader": access_token("read:products", sub="reader-app"),
-            "writer": access_token("read:products write:products", sub="writer-app"),
-            "org-a": access_token("read:products", sub="org-app", organization_id="org-a"),
-            **extra,
-        }
-        self.seen: list[str] = []
-
-    async def verify(self, token: str) -> AccessToken:
-        self.seen.append(token)
-        found = self.tokens.get(token)
-        if found is None:
-            raise InvalidSignature()
-        if isinstance(found, BaseException):
-            raise found
-        return found
-
-    async def aclose(self) -> None:
-        pass
+        super().__init__(
+            {
+                "reader": access_token("read:products", sub="reader-app"),
+                "writer": access_token("read:products write:products", sub="writer-app"),
+                "org-a": access_token("read:products", sub="org-app", organization_id="org-a"),
+                **extra,
+            }
+        )
 
 
 def make_app(
@@ -120,7 +87,7 @@ def make_app(
     return app, guard
 
 
-def client(verifier: FakeVerifier | None = None, **options: Any) -> TestClient:
+def client(verifier: TableVerifier | None = None, **options: Any) -> TestClient:
     app, _ = make_app(verifier or FakeVerifier(), **options)
     return TestClient(app)
 

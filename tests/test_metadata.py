@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import ISSUER, TableVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -14,9 +15,6 @@ from starlette.testclient import TestClient
 from logto_guard.errors import ConfigurationError
 from logto_guard.metadata import ProtectedResourceMetadata, metadata_url
 from logto_guard.middleware import LogtoGuard
-from logto_guard.token import AccessToken
-
-ISSUER = "https://tenant.logto.app/oidc"
 
 
 @pytest.mark.parametrize(
@@ -114,25 +112,16 @@ def test_served_as_a_standalone_asgi_route() -> None:
 # -- served by the middleware ------------------------------------------------------------------
 
 
-class FakeVerifier:
-    issuer = ISSUER
-    token_endpoint = ISSUER + "/token"
-
-    def __init__(self, *audiences: str) -> None:
-        self.audiences = audiences or ("https://shopping.api",)
-
-    async def verify(self, token: str) -> AccessToken:  # pragma: no cover - not reached
-        raise AssertionError("metadata must not need a token")
-
-    async def aclose(self) -> None:
-        pass
+def FakeVerifier(*audiences: str) -> TableVerifier:
+    # An empty table: metadata must be served without ever verifying a token.
+    return TableVerifier(audiences=audiences or ("https://shopping.api",))
 
 
 async def hello(request: Request) -> PlainTextResponse:  # pragma: no cover - never reached
     return PlainTextResponse("hello")
 
 
-def client(verifier: FakeVerifier | None = None, **options: Any) -> TestClient:
+def client(verifier: TableVerifier | None = None, **options: Any) -> TestClient:
     app = Starlette(routes=[Route("/hello", hello)])
     app.add_middleware(LogtoGuard, verifier=verifier or FakeVerifier(), **options)
     return TestClient(app)

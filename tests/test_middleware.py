@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
+from fakes import ISSUER, SHOP, TableVerifier, access_token
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, UnauthenticatedUser, requires
 from starlette.requests import Request
@@ -29,66 +30,25 @@ from logto_guard.middleware import LogtoGuard, LogtoUser, get_access_token
 from logto_guard.token import AccessToken
 from logto_guard.verifier import TokenVerifier
 
-ISSUER = "https://tenant.logto.app/oidc"
-SHOP = "https://shopping.api"
 META = f"{SHOP}/.well-known/oauth-protected-resource"
 BARE = f'Bearer realm="api", resource_metadata="{META}"'
 READER = "reader.token.sig"
 WRITER = "writer.token.sig"
 
 
-def access_token(
-    scope: str = "read:products", sub: str = "app-1", organization_id: str | None = None
-) -> AccessToken:
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": SHOP,
-        "sub": sub,
-        "client_id": sub,
-        "scope": scope,
-        "iat": 1_700_000_000,
-        "exp": 4_000_000_000,
-        "jti": f"jti-{sub}",
-    }
-    if organization_id is not None:
-        claims["organization_id"] = organization_id
-    return AccessToken.from_claims(claims, frozenset(scope.split(" ")) - {""})
-
-
-class FakeVerifier:
-    """The TokenVerifier interface, answering from a table."""
-
-    issuer = ISSUER
-    token_endpoint = ISSUER + "/token"
+class FakeVerifier(TableVerifier):
+    """Knows a reader's and a writer's token unless told otherwise."""
 
     def __init__(
         self,
         tokens: Mapping[str, AccessToken | BaseException] | None = None,
         audiences: tuple[str, ...] = (SHOP,),
     ) -> None:
-        self.audiences = audiences
-        self.tokens = dict(
-            tokens
-            if tokens is not None
-            else {
-                READER: access_token("read:products"),
-                WRITER: access_token("read:products write:products", sub="app-2"),
-            }
-        )
-        self.seen: list[str] = []
-        self.closed = 0
-
-    async def verify(self, token: str) -> AccessToken:
-        self.seen.append(token)
-        found = self.tokens.get(token)
-        if found is None:
-            raise InvalidSignature()
-        if isinstance(found, BaseException):
-            raise found
-        return found
-
-    async def aclose(self) -> None:
-        self.closed += 1
+        default = {
+            READER: access_token("read:products", sub="app-1"),
+            WRITER: access_token("read:products write:products", sub="app-2"),
+        }
+        super().__init__(default if tokens is None else tokens, audiences)
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -135,7 +95,7 @@ async def ws_echo(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-def make_app(verifier: FakeVerifier | None = None, **options: Any) -> Starlette:
+def make_app(verifier: TableVerifier | None = None, **options: Any) -> Starlette:
     app = Starlette(
         routes=[
             Route("/whoami", whoami),
@@ -153,7 +113,7 @@ def make_app(verifier: FakeVerifier | None = None, **options: Any) -> Starlette:
     return app
 
 
-def client(verifier: FakeVerifier | None = None, **options: Any) -> TestClient:
+def client(verifier: TableVerifier | None = None, **options: Any) -> TestClient:
     return TestClient(make_app(verifier, **options))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import SHOP, TableVerifier, access_token
 from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
@@ -16,27 +17,8 @@ from starlette.websockets import WebSocket
 from logto_guard.errors import ConfigurationError
 from logto_guard.middleware import LogtoGuard
 from logto_guard.scopes import require_organization, require_scopes
-from logto_guard.token import AccessToken
 
-ISSUER = "https://tenant.logto.app/oidc"
-SHOP = "https://shopping.api"
 META = f"{SHOP}/.well-known/oauth-protected-resource"
-
-
-def access_token(scope: str, sub: str = "app", organization_id: str | None = None) -> AccessToken:
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": SHOP,
-        "sub": sub,
-        "client_id": sub,
-        "scope": scope,
-        "iat": 1_700_000_000,
-        "exp": 4_000_000_000,
-        "jti": "j",
-    }
-    if organization_id is not None:
-        claims["organization_id"] = organization_id
-    return AccessToken.from_claims(claims, frozenset(scope.split(" ")) - {""})
 
 
 TOKENS = {
@@ -49,20 +31,8 @@ TOKENS = {
 }
 
 
-class FakeVerifier:
-    issuer = ISSUER
-    audiences = (SHOP,)
-    token_endpoint = ISSUER + "/token"
-
-    async def verify(self, token: str) -> AccessToken:
-        from logto_guard.errors import InvalidSignature
-
-        if token not in TOKENS:
-            raise InvalidSignature()
-        return TOKENS[token]
-
-    async def aclose(self) -> None:
-        pass
+def FakeVerifier() -> TableVerifier:
+    return TableVerifier(TOKENS)
 
 
 @require_scopes("read:products")

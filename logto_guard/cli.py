@@ -378,46 +378,23 @@ def _print_json(value: Any, stream: Any = None) -> None:
 
 
 @contextmanager
-def _library_logging(verbose: bool) -> Iterator[_Reasons]:
-    """Collect the library's warnings (the reason a key fetch failed) instead of letting
-    Python's last-resort handler print them; with --verbose, also log everything to stderr."""
+def _library_logging(verbose: bool) -> Iterator[None]:
+    """With --verbose, the library's logs go to stderr; without, nowhere (not to Python's
+    last-resort handler): failures are reported once, by the command itself."""
     logger = logging.getLogger("logto_guard")
-    reasons = _Reasons()
-    handlers: list[logging.Handler] = [reasons]
+    handler: logging.Handler = logging.NullHandler()
     if verbose:
-        stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(logging.Formatter(f"{PROG}: %(name)s: %(message)s"))
-        handlers.append(stream)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(name)s: %(message)s"))
     old_level = logger.level
-    for handler in handlers:
-        logger.addHandler(handler)
+    logger.addHandler(handler)
     if verbose:
         logger.setLevel(logging.DEBUG)
     try:
-        yield reasons
+        yield
     finally:
-        for handler in handlers:
-            logger.removeHandler(handler)
+        logger.removeHandler(handler)
         logger.setLevel(old_level)
-
-
-class _Reasons(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # The library logs the failure's cause as an exception argument; that is the reason.
-        args = record.args if isinstance(record.args, tuple) else ()
-        cause = next((str(a) for a in args if isinstance(a, BaseException)), None)
-        try:
-            self.messages.append(cause or record.getMessage())
-        except Exception:  # pragma: no cover - a malformed log call elsewhere
-            self.handleError(record)
-
-    @property
-    def last(self) -> str | None:
-        return self.messages[-1] if self.messages else None
 
 
 # -- token -----------------------------------------------------------------------------------
@@ -518,13 +495,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if not audiences:
         audiences = [_setting(None, ENV_API_RESOURCE, "audience", "--audience")]
     required = _split(args.require_scope)
-    with _library_logging(args.verbose) as reasons:
+    with _library_logging(args.verbose):
         try:
-            claims = asyncio.run(_verify(token, issuer, audiences, required, args))
+            jwks = JWKSCache(issuer, timeout=args.timeout)
+            claims = asyncio.run(_verify(token, jwks, audiences, required, args))
         except ConfigurationError as exc:
             _usage(str(exc))
         except AuthError as exc:
-            _print_auth_error(exc, reasons.last)
+            _print_auth_error(exc, jwks.last_error)
             return EXIT_UNAVAILABLE if isinstance(exc, KeySetUnavailable) else EXIT_REJECTED
     _print_json(claims)
     return EXIT_OK
@@ -532,13 +510,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 async def _verify(
     token: str,
-    issuer: str,
+    jwks: JWKSCache,
     audiences: list[str],
     required: list[str],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    jwks = JWKSCache(issuer, timeout=args.timeout)
-    verifier = TokenVerifier(issuer, audience=audiences, jwks=jwks, leeway=args.leeway)
+    verifier = TokenVerifier(jwks.issuer, audience=audiences, jwks=jwks, leeway=args.leeway)
     try:
         access_token = await verifier.verify(token)
     finally:

@@ -46,7 +46,7 @@ from ._asgi import (
 from .bearer import is_scope_token
 from .errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
 from .middleware import LogtoUser
-from .scopes import ORGANIZATION_MISMATCH
+from .scopes import check_organization
 from .token import AccessToken
 
 __all__ = ["LogtoAuthError", "LogtoSecurity", "auth_error_handler", "install_error_handler"]
@@ -174,16 +174,10 @@ class LogtoSecurity(OAuth2):
         async def organization_token(
             request: HTTPConnection, token: Annotated[AccessToken | None, Security(self)]
         ) -> AccessToken:
-            if token is None:  # auto_error=False and no credentials
-                raise self.error(request, MissingToken())
-            try:
-                wanted = request.path_params[path_param]
-            except KeyError:
-                raise ConfigurationError(
-                    f"the route has no path parameter {path_param!r}"
-                ) from None
-            if token.organization_id is None or token.organization_id != str(wanted):
-                raise self.error(request, InsufficientScope(description=ORGANIZATION_MISMATCH))
+            # The dependency above put the token on the scope, where the shared check reads it.
+            error = check_organization(request, path_param)
+            if error is not None or token is None:  # None: auto_error=False, no credentials
+                raise self.error(request, error or MissingToken())
             return token
 
         return organization_token

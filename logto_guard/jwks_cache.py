@@ -72,6 +72,7 @@ class JWKSCache:
         self._failures = 0
         self._inflight: asyncio.Task[None] | None = None
         self.fetch_count = 0
+        self.last_error: str | None = None  # why the latest fetch failed (safe to log or show)
 
     # -- the per-request path -------------------------------------------------------------
 
@@ -109,11 +110,6 @@ class JWKSCache:
             raise UnknownSigningKey()
         return key
 
-    def is_current(self, key: VerificationKey) -> bool:
-        """Whether a key is still published (a verified-token cache hit must check this)."""
-        keys = self.keys
-        return keys is not None and keys.contains(key) and self._clock() < self._stale_until
-
     # -- fetching -----------------------------------------------------------------------------
 
     async def refresh(self) -> None:
@@ -150,6 +146,7 @@ class JWKSCache:
             if result.document is not None:
                 self._etag = result.etag
         except (FetchError, ValueError) as exc:
+            self.last_error = str(exc)
             self._failures += 1
             backoff = min(self.cooldown * 2 ** (self._failures - 1), 300.0)
             self._retry_at = started + min(backoff, self.ttl)
@@ -166,11 +163,13 @@ class JWKSCache:
                 else "the last good keys are past max_stale",
                 self._retry_at - started,
             )
-        except Exception:
+        except Exception as exc:
+            self.last_error = f"unexpected {type(exc).__name__}"
             self._failures += 1
             self._retry_at = started + self.cooldown
             logger.exception("unexpected error while fetching the JWKS of %s", self.issuer)
         else:
+            self.last_error = None
             self._failures = 0
             self._retry_at = 0.0
             self._fresh_until = started + self.ttl

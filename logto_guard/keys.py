@@ -54,25 +54,29 @@ class VerificationKey:
     algorithm: str
     public_key: Any
     _params: Any = field(init=False, repr=False)
+    _ec_size: int = field(init=False, repr=False)  # bytes of R (and of S); 0 for RSA
 
     def __post_init__(self) -> None:
         digest = _HASHES[self.algorithm[2:]]()
         family = self.algorithm[:2]
+        ec_size = 0
         if family == "ES":
             params: Any = ec.ECDSA(digest)
+            ec_size = (self.public_key.curve.key_size + 7) // 8
         elif family == "RS":
             params = (padding.PKCS1v15(), digest)
         else:  # PS: salt as long as the digest, like RFC 7518 §3.5 and PyJWT
             params = (padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size), digest)
         object.__setattr__(self, "_params", params)
+        object.__setattr__(self, "_ec_size", ec_size)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        size = self._ec_size
         try:
-            if isinstance(self._params, ec.ECDSA):
+            if size:
                 # JWS carries raw R||S of a fixed length (RFC 7518 §3.4); anything else (DER, a
                 # stripped byte) fails here. r = 0, s = 0 and values >= n fail in OpenSSL
                 # (the CVE-2022-21449 class) as InvalidSignature, never as a crash.
-                size = (self.public_key.curve.key_size + 7) // 8
                 if len(signature) != 2 * size:
                     return False
                 r = int.from_bytes(signature[:size], "big")
@@ -125,9 +129,6 @@ class KeySet:
         if key is None:
             raise UnsupportedAlgorithm("token key is ambiguous") from None
         return key
-
-    def contains(self, key: VerificationKey) -> bool:
-        return self._by_id.get((key.kid, key.algorithm)) is key
 
 
 def parse_jwk(

@@ -18,7 +18,6 @@ import binascii
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import threading
@@ -35,6 +34,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .._fetch import is_loopback
+from ..token import ORGANIZATION_AUDIENCE_PREFIX
 from .keys import Algorithm, SigningKey, b64url, compact_json
 from .server import LoopbackServer
 
@@ -49,7 +50,6 @@ __all__ = [
     "RegisteredApp",
 ]
 
-ORGANIZATION_AUDIENCE_PREFIX = "urn:logto:organization:"
 DEFAULT_ENDPOINT = "https://logto.test"
 DEFAULT_AUDIENCE = "https://shopping.api"
 DEFAULT_SCOPES: tuple[str, ...] = ("read:products",)
@@ -61,7 +61,6 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 # RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
 _SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
-_LOOPBACK_NAMES = frozenset({"localhost"})
 _CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
 
 
@@ -130,15 +129,6 @@ def _weak_etag_matches(if_none_match: str, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class LocalIssuer:
@@ -756,7 +746,7 @@ class LocalIssuer:
             return "127.0.0.1", 0
         parts = urlsplit(self._endpoint)
         host = parts.hostname or ""
-        if parts.scheme != "http" or not _is_loopback_host(host) or parts.port is None:
+        if parts.scheme != "http" or not is_loopback(host) or parts.port is None:
             raise ValueError(
                 f"cannot serve {self._endpoint} locally: give an endpoint like "
                 "http://127.0.0.1:<port>, or none to get a free port"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from real_logto import SCENARIOS, exchange, load
 
 

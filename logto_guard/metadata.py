@@ -2,7 +2,9 @@
 
 Tells clients (MCP clients in particular) which authorization server issues tokens for this API
 and which scopes exist. The document's URL is derived from the configured resource identifier,
-never from the request's `Host` header, so a forged host cannot redirect clients elsewhere.
+or from the API's public URL when the identifier is not a reachable address (`https://shopping.api`
+names an API, no host answers there); never from the request's `Host` header, so a forged host
+cannot redirect clients elsewhere.
 """
 
 from __future__ import annotations
@@ -23,34 +25,47 @@ __all__ = ["WELL_KNOWN_PATH", "ProtectedResourceMetadata", "metadata_url"]
 WELL_KNOWN_PATH = "/.well-known/oauth-protected-resource"
 
 
-def metadata_url(resource: str) -> str:
+def metadata_url(resource: str, *, what: str = "the resource identifier") -> str:
     """The metadata URL of a resource: the well-known path inserted between host and path.
 
     `https://api.example.com/v1` gives
     `https://api.example.com/.well-known/oauth-protected-resource/v1` (RFC 9728 §3.1).
+    `what` names the setting in errors.
     """
     parts = urlsplit(resource)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigurationError("the resource identifier must be an absolute http(s) URL")
+        raise ConfigurationError(f"{what} must be an absolute http(s) URL, not {resource!r}")
     if parts.query or parts.fragment or "?" in resource or "#" in resource:
-        raise ConfigurationError("the resource identifier must not have a query or fragment")
+        raise ConfigurationError(f"{what} must not have a query or fragment: {resource!r}")
     path = "" if parts.path == "/" else parts.path
     return f"{parts.scheme}://{parts.netloc}{WELL_KNOWN_PATH}{path}"
 
 
 class ProtectedResourceMetadata:
-    """The metadata document, and a small ASGI app that serves it (GET and HEAD)."""
+    """The metadata document, and a small ASGI app that serves it (GET and HEAD).
+
+    `public_url` is where clients reach the API (`https://api.example.com`); the document is
+    then served under it (`https://api.example.com/.well-known/oauth-protected-resource`) while
+    its `resource` stays the API identifier that tokens carry in `aud`. Without it the URL is
+    derived from `resource` itself, which is right when the identifier is the API's address.
+    """
 
     def __init__(
         self,
         resource: str,
         *,
+        public_url: str | None = None,
         authorization_servers: Sequence[str],
         scopes_supported: Iterable[str] = (),
         bearer_methods_supported: Sequence[str] = ("header",),
         resource_name: str | None = None,
     ) -> None:
-        self.url = metadata_url(resource)
+        metadata_url(resource)  # validates the identifier: RFC 9728 wants an http(s) URL
+        self.url = (
+            metadata_url(resource)
+            if public_url is None
+            else metadata_url(public_url, what="public_url")
+        )
         #: where this server answers; compared with the request path as received
         self.path = urlsplit(self.url).path
         scopes = list(dict.fromkeys(scopes_supported))

@@ -102,7 +102,10 @@ class LogtoGuard:
 
     RFC 9728 metadata is served at the URL derived from `resource` (default: the single
     audience, if it is an http(s) URL), and that URL goes into every challenge as
-    `resource_metadata`. Set `serve_metadata=False` to do neither.
+    `resource_metadata`. Set `serve_metadata=False` to do neither. When the API identifier is
+    not where clients reach the API (`https://shopping.api` is a name, not a host), give
+    `public_url="https://api.example.com"`: the metadata is served under that URL's path and
+    challenges name it, while the document's `resource` stays the identifier.
 
     On lifespan shutdown the verifier's HTTP client is closed (`close_verifier=False` keeps a
     shared verifier open).
@@ -123,6 +126,7 @@ class LogtoGuard:
         scopes_supported: Iterable[str] = (),
         resource: str | None = None,
         resource_name: str | None = None,
+        public_url: str | None = None,
         serve_metadata: bool = True,
         close_verifier: bool = True,
     ) -> None:
@@ -143,15 +147,23 @@ class LogtoGuard:
                 audiences = self.verifier.audiences
                 if len(audiences) == 1 and audiences[0].startswith(("https://", "http://")):
                     resource = audiences[0]
+            if resource is None and public_url is not None:
+                raise ConfigurationError(
+                    f"public_url={public_url!r} needs the resource it serves: pass resource= "
+                    f"(the audiences are {list(self.verifier.audiences)!r})"
+                )
             if resource is not None:
                 methods = ("header", "query") if allow_query_token else ("header",)
                 self.metadata = ProtectedResourceMetadata(
                     resource,
+                    public_url=public_url,
                     authorization_servers=[self.verifier.issuer],
                     scopes_supported=scopes_supported,
                     bearer_methods_supported=methods,
                     resource_name=resource_name,
                 )
+        elif public_url is not None:
+            raise ConfigurationError("public_url only applies when metadata is served")
         self.responder = ErrorResponder(
             realm=realm,
             resource_metadata=self.metadata.url if self.metadata is not None else None,

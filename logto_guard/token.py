@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 ORGANIZATION_AUDIENCE_PREFIX = "urn:logto:organization:"
 
@@ -13,6 +12,49 @@ ORGANIZATION_AUDIENCE_PREFIX = "urn:logto:organization:"
 def parse_scope(value: str) -> frozenset[str]:
     """Split an RFC 6749 §3.3 scope string on U+0020 only (tabs are not delimiters)."""
     return frozenset(part for part in value.split(" ") if part)
+
+
+class FrozenDict(dict[str, Any]):
+    """A JSON object no one can change: every mutator raises TypeError.
+
+    A dict subclass, not a `MappingProxyType`, so `json.dumps`, Starlette's `JSONResponse` and
+    FastAPI's encoder take it as the object it is. `dict(claims)` gives a mutable shallow copy.
+    """
+
+    __slots__ = ()
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("token claims are read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle rebuild it frozen
+        return (type(self), (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A JSON array no one can change (a list, so it compares equal to one and is JSON)."""
+
+    __slots__ = ()
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("token claims are read-only")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _readonly
+    append = extend = insert = remove = pop = clear = sort = reverse = _readonly
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+
+def freeze(value: Any) -> Any:
+    """A deeply read-only copy of parsed JSON: objects become FrozenDict, arrays FrozenList."""
+    if isinstance(value, dict):
+        return FrozenDict({name: freeze(member) for name, member in value.items()})
+    if isinstance(value, list):
+        return FrozenList([freeze(item) for item in value])
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +101,8 @@ class AccessToken:
             issued_at=claims["iat"],
             jti=claims["jti"],
             organization_id=org,
-            claims=MappingProxyType(claims),
+            # Frozen deeply: a cached token's claims are shared by every request that sends it.
+            claims=freeze(claims),
         )
 
     @property
@@ -67,8 +110,12 @@ class AccessToken:
         """Logto's own rule: an app's token has `sub == client_id` (no user behind it)."""
         return self.sub == self.client_id
 
-    def has_scopes(self, required: Iterable[str]) -> bool:
-        return self.scopes.issuperset(required)
+    def has_scopes(self, required: str | Iterable[str]) -> bool:
+        """Whether the token has every one of `required` (a single string is one scope)."""
+        return self.scopes.issuperset((required,) if isinstance(required, str) else required)
 
-    def has_any_scope(self, candidates: Iterable[str]) -> bool:
-        return not self.scopes.isdisjoint(candidates)
+    def has_any_scope(self, candidates: str | Iterable[str]) -> bool:
+        """Whether the token has at least one of `candidates` (a single string is one scope)."""
+        return not self.scopes.isdisjoint(
+            (candidates,) if isinstance(candidates, str) else candidates
+        )

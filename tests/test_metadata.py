@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import httpx
 import pytest
 from fakes import ISSUER, TableVerifier
 from starlette.applications import Starlette
@@ -15,6 +17,7 @@ from starlette.testclient import TestClient
 from logto_guard.errors import ConfigurationError
 from logto_guard.metadata import ProtectedResourceMetadata, metadata_url
 from logto_guard.middleware import LogtoGuard
+from logto_guard.testing.server import LoopbackServer
 
 
 @pytest.mark.parametrize(
@@ -199,3 +202,90 @@ def test_explicit_resource_with_several_audiences() -> None:
     assert app.get("/.well-known/oauth-protected-resource").json()["resource"] == (
         "https://b.example"
     )
+
+
+# -- public_url: the API identifier is a name, the API answers elsewhere ----------------------
+
+
+def test_public_url_serves_the_document_where_the_api_answers() -> None:
+    app = client(public_url="https://api.example.com", scopes_supported=["read:products"])
+    challenge = app.get("/hello").headers["www-authenticate"]
+    assert challenge == (
+        'Bearer realm="api", '
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"'
+    )
+    document = app.get("/.well-known/oauth-protected-resource").json()
+    assert document["resource"] == "https://shopping.api"  # the identifier tokens carry in aud
+    assert document["scopes_supported"] == ["read:products"]
+
+
+def test_public_url_with_a_path() -> None:
+    app = client(public_url="https://example.com/shop/")
+    assert (
+        app.get("/hello")
+        .headers["www-authenticate"]
+        .endswith(
+            'resource_metadata="https://example.com/.well-known/oauth-protected-resource/shop/"'
+        )
+    )
+    served = app.get("/.well-known/oauth-protected-resource/shop/")
+    assert served.status_code == 200
+    assert served.json()["resource"] == "https://shopping.api"
+    assert app.get("/.well-known/oauth-protected-resource").status_code == 401
+
+
+def test_public_url_with_an_explicit_resource_among_several_audiences() -> None:
+    app = client(
+        FakeVerifier("https://a.example", "https://b.example"),
+        resource="https://b.example",
+        public_url="http://127.0.0.1:8000",
+    )
+    assert app.get("/.well-known/oauth-protected-resource").json()["resource"] == (
+        "https://b.example"
+    )
+    assert "http://127.0.0.1:8000/.well-known/" in app.get("/hello").headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"public_url": "api.example.com"}, "public_url must be an absolute http(s) URL"),
+        ({"public_url": "https://api.example.com/?x=1"}, "public_url must not have a query"),
+        ({"public_url": "https://api.example.com", "serve_metadata": False}, "public_url only"),
+    ],
+)
+def test_bad_public_url_is_a_configuration_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        LogtoGuard(hello, verifier=FakeVerifier(), **options)
+
+
+def test_public_url_without_a_known_resource_names_the_audiences() -> None:
+    with pytest.raises(ConfigurationError, match="pass resource=") as refused:
+        LogtoGuard(
+            hello,
+            verifier=FakeVerifier("https://a.example", "https://b.example"),
+            public_url="https://x.io",
+        )
+    assert "https://a.example" in str(refused.value) and "https://x.io" in str(refused.value)
+
+
+def test_the_challenge_url_is_reachable_on_a_real_server() -> None:
+    """Over loopback HTTP: follow `resource_metadata` from a 401 and get the document."""
+    inner: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await inner["app"](scope, receive, send)
+
+    server = LoopbackServer(app, lifespan="off")
+    inner["app"] = LogtoGuard(
+        Starlette(routes=[Route("/hello", hello)]), verifier=FakeVerifier(), public_url=server.url
+    )
+    with server as url, httpx.Client() as http:
+        refused = http.get(url + "/hello")
+        assert refused.status_code == 401
+        found = re.search(r'resource_metadata="([^"]+)"', refused.headers["www-authenticate"])
+        assert found is not None and found.group(1).startswith(url)
+        document = http.get(found.group(1))
+    assert document.status_code == 200
+    assert document.json()["resource"] == "https://shopping.api"
+    assert document.json()["authorization_servers"] == [ISSUER]

@@ -59,6 +59,22 @@ JWKS_CACHE_CONTROL = "no-cache, max-age=0, must-revalidate"
 JWKS_CONTENT_TYPE = "application/jwk-set+json; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
+# What Logto 1.42's discovery lists (tests/fixtures/real_logto/01-es384-writer.json).
+_LOGTO_CLAIMS = (
+    *("sub", "name", "family_name", "given_name", "middle_name", "nickname"),
+    *("preferred_username", "profile", "picture", "website", "gender", "birthdate"),
+    *("zoneinfo", "locale", "updated_at", "username", "created_at", "email"),
+    *("email_verified", "phone_number", "phone_number_verified", "address", "custom_data"),
+    *("identities", "sso_identities", "roles", "organizations", "organization_data"),
+    *("organization_roles", "sid", "auth_time", "iss"),
+)
+_LOGTO_SCOPES = (
+    *("openid", "offline_access", "profile", "email", "phone", "address", "custom_data"),
+    *("identities", "roles", "urn:logto:scope:organizations"),
+    *("urn:logto:scope:organization_roles", "urn:logto:scope:sessions"),
+    "urn:logto:scope:trusted_devices",
+)
+
 # RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
 _SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 _CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
@@ -92,8 +108,27 @@ class _Reply(NamedTuple):
     body: bytes
 
 
+# Logto's phrases for oidc-provider errors (packages/phrases, errors/oidc.ts), the `message` of
+# every token-endpoint error body; other errors get the fallback phrase.
+_LOGTO_MESSAGES = {
+    "invalid_request": "Request is invalid.",
+    "invalid_grant": "Grant request is invalid.",
+    "access_denied": "Access denied.",
+    "invalid_target": "Invalid resource indicator.",
+    "unsupported_grant_type": "Unsupported `grant_type` requested.",
+    "server_error": "An unknown OIDC error occurred. Please try again later.",
+}
+
+
+def _logto_message(error: str, description: str) -> str:
+    if error == "invalid_scope":
+        return f"Invalid scope: {description}."
+    return _LOGTO_MESSAGES.get(error, f"An OIDC error occurred: oidc.{error}.")
+
+
 class _OAuthError(Exception):
-    """An RFC 6749 §5.2 error answer, shaped like oidc-provider's."""
+    """An RFC 6749 §5.2 error answer, shaped like Logto's: oidc-provider's `error` and
+    `error_description`, after Logto's own `code` and `message` members."""
 
     def __init__(
         self,
@@ -108,7 +143,12 @@ class _OAuthError(Exception):
 
     def reply(self) -> _Reply:
         headers = {"Cache-Control": "no-store", **self.headers}
-        body = {"error": self.error, "error_description": self.description}
+        body = {
+            "code": f"oidc.{self.error}",
+            "message": _logto_message(self.error, self.description),
+            "error": self.error,
+            "error_description": self.description,
+        }
         return _json_reply(self.status, body, headers)
 
 
@@ -121,6 +161,12 @@ def _json_reply(
     return _Reply(
         status, {"Content-Type": content_type, **(headers or {})}, compact_json(document)
     )
+
+
+def _etag(body: bytes) -> str:
+    """Logto's (koa's) strong ETag: body length in hex and a truncated SHA-1, in quotes."""
+    digest = base64.b64encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode()
+    return f'"{len(body):x}-{digest[:27]}"'
 
 
 def _weak_etag_matches(if_none_match: str, etag: str) -> bool:
@@ -309,17 +355,22 @@ class LocalIssuer:
                 raise KeyError(f"no published key {kid!r}")
         issued_at = int(time.time() if now is None else now)
         scope = " ".join(scopes or ())
-        payload: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(32),  # 43 characters, like oidc-provider's
-            "sub": client_id,
-            "iat": issued_at,
-            "exp": issued_at + expires_in,
-        }
-        if scope:
-            payload["scope"] = scope
-        payload["client_id"] = client_id
+        # Member order as Logto writes them (recorded in tests/fixtures/real_logto/).
+        payload: dict[str, Any] = {}
         if organization_id is not None:
             payload["organization_id"] = organization_id
+        payload["jti"] = secrets.token_urlsafe(32)  # 43 characters, like oidc-provider's
+        payload["sub"] = client_id
+        payload["iat"] = issued_at
+        payload["exp"] = issued_at + expires_in
+        # Logto omits an empty scope, except in a token for an organization itself, which
+        # always has one (`""` when no organization scope was granted).
+        organization_audience = isinstance(audience, str) and audience.startswith(
+            ORGANIZATION_AUDIENCE_PREFIX
+        )
+        if scope or organization_audience:
+            payload["scope"] = scope
+        payload["client_id"] = client_id
         payload["iss"] = self.issuer
         payload["aud"] = audience if isinstance(audience, str) else list(audience)
         jose_header: dict[str, Any] = {"alg": key.algorithm, "typ": "at+jwt", "kid": key.kid}
@@ -337,7 +388,8 @@ class LocalIssuer:
         kid: str | None = None,
         now: float | None = None,
     ) -> str:
-        """A token for an organization itself: `aud = urn:logto:organization:<id>`, no claim."""
+        """A token for an organization itself: `aud = urn:logto:organization:<id>`, no
+        `organization_id` claim, and a `scope` claim even when empty (`""`), as Logto sends."""
         return self.mint(
             audience=ORGANIZATION_AUDIENCE_PREFIX + organization_id,
             scopes=scopes,
@@ -428,30 +480,40 @@ class LocalIssuer:
             self._requests.clear()
 
     def discovery(self) -> dict[str, Any]:
-        """The OpenID Provider metadata: the members oidc-provider (Logto's engine) publishes."""
+        """The OpenID Provider metadata, member for member (and in the order) Logto 1.42 serves.
+
+        `id_token_signing_alg_values_supported` follows the published keys, as in Logto: an
+        RSA key adds PS256 and RS256.
+        """
         issuer = self.issuer
+        with self._lock:
+            algorithms: list[str] = []
+            for key in self._published():
+                for name in ("PS256", "RS256") if key.algorithm == "RS256" else (key.algorithm,):
+                    if name not in algorithms:
+                        algorithms.append(name)
         return {
-            "issuer": issuer,
             "authorization_endpoint": issuer + "/auth",
-            "token_endpoint": issuer + "/token",
-            "jwks_uri": issuer + "/jwks",
-            "userinfo_endpoint": issuer + "/me",
+            "device_authorization_endpoint": issuer + "/device/auth",
+            "claims_parameter_supported": False,
+            "claims_supported": list(_LOGTO_CLAIMS),
+            "code_challenge_methods_supported": ["S256"],
             "end_session_endpoint": issuer + "/session/end",
-            "introspection_endpoint": issuer + "/token/introspection",
-            "revocation_endpoint": issuer + "/token/revocation",
-            "pushed_authorization_request_endpoint": issuer + "/request",
             "grant_types_supported": [
                 "implicit",
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
             ],
-            "response_types_supported": ["code id_token", "code", "id_token", "none"],
+            "issuer": issuer,
+            "jwks_uri": issuer + "/jwks",
+            "authorization_response_iss_parameter_supported": True,
             "response_modes_supported": ["form_post", "fragment", "query"],
-            "scopes_supported": ["openid", "offline_access", "profile", "email", "phone"],
+            "response_types_supported": ["code id_token", "code", "id_token", "none"],
+            "scopes_supported": list(_LOGTO_SCOPES),
             "subject_types_supported": ["public"],
-            "claims_supported": ["sub", "sid", "auth_time", "iss"],
-            "claim_types_supported": ["normal"],
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_jwt",
@@ -459,12 +521,24 @@ class LocalIssuer:
                 "private_key_jwt",
                 "none",
             ],
-            "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "ES256"],
-            "id_token_signing_alg_values_supported": [self.algorithm],
-            "code_challenge_methods_supported": ["S256"],
-            "claims_parameter_supported": False,
+            "token_endpoint_auth_signing_alg_values_supported": [
+                "HS256",
+                "RS256",
+                "PS256",
+                "ES256",
+                "Ed25519",
+                "EdDSA",
+            ],
+            "token_endpoint": issuer + "/token",
+            "id_token_signing_alg_values_supported": algorithms,
+            "pushed_authorization_request_endpoint": issuer + "/request",
             "request_uri_parameter_supported": False,
-            "authorization_response_iss_parameter_supported": True,
+            "userinfo_endpoint": issuer + "/me",
+            "introspection_endpoint": issuer + "/token/introspection",
+            "revocation_endpoint": issuer + "/token/revocation",
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "claim_types_supported": ["normal"],
         }
 
     def transport(self) -> httpx.MockTransport:
@@ -527,9 +601,9 @@ class LocalIssuer:
             "/.well-known/openid-configuration",
             "/.well-known/oauth-authorization-server",
         ):
-            reply = _json_reply(200, self.discovery(), _CORS)
+            reply = self._discovery_reply(headers.get("if-none-match"))
         elif read and route == "/jwks":
-            reply = self._jwks_reply(headers.get("if-none-match"))
+            reply = self._jwks_reply(headers.get("if-none-match"), head=method == "HEAD")
         elif method == "POST" and route == "/token":
             try:
                 reply = self._token_reply(headers, body)
@@ -549,9 +623,19 @@ class LocalIssuer:
             reply = reply._replace(body=b"")
         return reply
 
-    def _jwks_reply(self, if_none_match: str | None) -> _Reply:
+    def _discovery_reply(self, if_none_match: str | None) -> _Reply:
+        """Logto's discovery: an ETag and 304s, but no Cache-Control."""
+        body = compact_json(self.discovery())
+        etag = _etag(body)
+        if if_none_match and _weak_etag_matches(if_none_match, etag):
+            return _Reply(304, {"ETag": etag, **_CORS}, b"")
+        return _Reply(200, {"Content-Type": JSON_CONTENT_TYPE, "ETag": etag, **_CORS}, body)
+
+    def _jwks_reply(self, if_none_match: str | None, *, head: bool = False) -> _Reply:
         body = compact_json(self.jwks())
-        etag = 'W/"' + b64url(hashlib.sha256(body).digest())[:27] + '"'
+        if head:  # Logto sets neither Cache-Control nor an ETag on HEAD
+            return _Reply(200, {"Content-Type": JWKS_CONTENT_TYPE, **_CORS}, body)
+        etag = _etag(body)
         headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag, **_CORS}
         if if_none_match and _weak_etag_matches(if_none_match, etag):
             return _Reply(304, headers, b"")
@@ -607,10 +691,12 @@ class LocalIssuer:
         if resource is None and organization_id is None:
             resource = self.default_resource
             if resource is None:  # Logto would issue an opaque token, never an M2M JWT
-                raise _OAuthError("invalid_target", "resource indicator is missing")
+                raise _OAuthError(
+                    "invalid_target", "both `resource` and `organization_id` are not provided"
+                )
         if organization_id is not None and organization_id not in app.organizations:
             raise _OAuthError(
-                "access_denied", "app is not a member of the organization", status=403
+                "access_denied", "app has not associated with the organization", status=403
             )
 
         if resource is None:
@@ -638,7 +724,7 @@ class LocalIssuer:
             "expires_in": self.access_token_ttl,
             "token_type": "Bearer",
         }
-        if scopes:
+        if scopes or resource is None:  # an organization token's scope is there even if ""
             document["scope"] = " ".join(scopes)
         return _json_reply(200, document, {"Cache-Control": "no-store"})
 
@@ -662,8 +748,8 @@ class LocalIssuer:
         with self._lock:
             app = self._apps.get(client_id)
         if app is None:
-            # Logto answers an unknown app with 400 (oidc-provider alone would say 401).
-            raise _OAuthError("invalid_client", "client authentication failed", status=400)
+            # Logto answers an unknown app with 400 and names it (oidc-provider alone: 401).
+            raise _OAuthError("invalid_client", f"invalid client {client_id}", status=400)
         challenge = None
         if authorization is not None:  # oidc-provider answers Basic with a Basic challenge
             challenge = {

@@ -73,8 +73,8 @@ class SigningKey:
             # Logto publishes RSA keys with `use` but without `alg`.
             jwk = {
                 "kty": "RSA",
-                "n": b64url(int_bytes(rsa_numbers.n)),
                 "e": b64url(int_bytes(rsa_numbers.e)),
+                "n": b64url(int_bytes(rsa_numbers.n)),
             }
         else:
             curve, crv, _hash, size = _EC_PARAMS[algorithm]
@@ -87,11 +87,13 @@ class SigningKey:
                 "y": b64url(int_bytes(ec_numbers.y, size)),
             }
         kid = thumbprint(jwk)
-        jwk["kid"] = kid
+        # Logto's member order: kty, use, kid, then alg (EC only: RSA keys come without it),
+        # then the key's own members (recorded in tests/fixtures/real_logto/).
+        published = {"kty": jwk["kty"], "use": "sig", "kid": kid}
         if jwk["kty"] == "EC":
-            jwk["alg"] = algorithm
-        jwk["use"] = "sig"
-        return cls(kid=kid, algorithm=algorithm, private_key=private_key, public_jwk=jwk)
+            published["alg"] = algorithm
+        published.update((name, value) for name, value in jwk.items() if name != "kty")
+        return cls(kid=kid, algorithm=algorithm, private_key=private_key, public_jwk=published)
 
     def sign(self, message: bytes) -> bytes:
         if isinstance(self.private_key, rsa.RSAPrivateKey):

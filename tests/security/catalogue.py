@@ -736,7 +736,7 @@ def _header_cases() -> list[Case]:
             "kid-lone-surrogate",
             tok(lambda c: c.sign(header={"kid": "\ud800"})),
             INVALID,
-            UNKNOWN_KEY,
+            HEADER_NOT_JSON,  # strict JSON refuses lone surrogates anywhere (README, Choices)
         ),
         # R20: jku, x5u, jwk, x5c never supply or select the key; nothing named is fetched.
         case(
@@ -1295,7 +1295,24 @@ def _claim_cases() -> list[Case]:
             "exp-1e400-overflows-to-infinity",
             tok(lambda c: c.forge(c.header(), raw_claims(c, f'{{{BASE_CLAIMS},"exp":1e400}}'))),
             INVALID,
-            "token exp claim is not a finite number",
+            CLAIMS_NOT_JSON,  # a number beyond float range is refused by the strict JSON layer
+        ),
+        # Values a route could not write back as JSON (a 500 in JSONResponse): refused.
+        case(
+            "claim-1e400-signed",
+            tok(
+                lambda c: c.forge(
+                    c.header(), raw_claims(c, f'{{{BASE_CLAIMS},"exp":{{exp}},"n":1e400}}')
+                )
+            ),
+            INVALID,
+            CLAIMS_NOT_JSON,
+        ),
+        case(
+            "claim-lone-surrogate-signed",
+            tok(lambda c: c.sign({"name": "\ud800"})),
+            INVALID,
+            CLAIMS_NOT_JSON,
         ),
         case(
             "exp-past",

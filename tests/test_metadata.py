@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fakes import ISSUER, TableVerifier
+from readme import block
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -289,3 +290,18 @@ def test_the_challenge_url_is_reachable_on_a_real_server() -> None:
     assert document.status_code == 200
     assert document.json()["resource"] == "https://shopping.api"
     assert document.json()["authorization_servers"] == [ISSUER]
+
+
+def test_readme_public_url_example() -> None:
+    namespace: dict[str, Any] = {}
+    exec(block('public_url="https://api.example.com"'), namespace)  # noqa: S102 - our README
+    with TestClient(namespace["app"]) as app:
+        refused = app.get("/products")
+        document = app.get("/.well-known/oauth-protected-resource")
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == (
+        'Bearer realm="api", '
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"'
+    )
+    assert document.json()["resource"] == "https://shopping.api"
+    assert document.json()["authorization_servers"] == ["https://tenant.logto.app/oidc"]

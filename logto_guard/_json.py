@@ -61,8 +61,9 @@ _decoder = json.JSONDecoder(
 def nesting_depth(text: str) -> int:
     """The deepest array/object nesting of a JSON text, counting brackets outside strings."""
     # Fast path: a text with few brackets cannot nest deeper than their number.
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return text.count("[") + text.count("{")
+    opening = text.count("[") + text.count("{")
+    if opening <= MAX_DEPTH:
+        return opening
     depth = deepest = 0
     for bracket in _BRACKET.findall(_STRING.sub("", text)):
         if bracket in "[{":
@@ -94,7 +95,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
         if nesting_depth(text) > MAX_DEPTH:
             raise ValueError("JSON nested too deeply")
         value = _decoder.decode(text)
-        if _ESCAPED_SURROGATE.search(text):
+        if "\\u" in text and _ESCAPED_SURROGATE.search(text):
             _check_strings(value)
     except (ValueError, RecursionError) as exc:  # Unicode errors are ValueErrors
         raise ValueError("invalid JSON") from exc

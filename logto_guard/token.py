@@ -48,12 +48,15 @@ class FrozenList(list[Any]):
         return (type(self), (list(self),))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """A deeply read-only copy of parsed JSON: objects become FrozenDict, arrays FrozenList."""
     if isinstance(value, dict):
-        return FrozenDict({name: freeze(member) for name, member in value.items()})
+        return FrozenDict({k: v if type(v) in _SCALARS else freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        return FrozenList([freeze(item) for item in value])
+        return FrozenList([v if type(v) in _SCALARS else freeze(v) for v in value])
     return value
 
 

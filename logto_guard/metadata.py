@@ -60,12 +60,9 @@ class ProtectedResourceMetadata:
         bearer_methods_supported: Sequence[str] = ("header",),
         resource_name: str | None = None,
     ) -> None:
-        metadata_url(resource)  # validates the identifier: RFC 9728 wants an http(s) URL
-        self.url = (
-            metadata_url(resource)
-            if public_url is None
-            else metadata_url(public_url, what="public_url")
-        )
+        self.url = metadata_url(resource)  # also validates it: RFC 9728 wants an http(s) URL
+        if public_url is not None:
+            self.url = metadata_url(public_url, what="public_url")
         #: where this server answers; compared with the request path as received
         self.path = urlsplit(self.url).path
         scopes = list(dict.fromkeys(scopes_supported))

@@ -45,9 +45,8 @@ from datetime import datetime, timezone
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
-import httpx
-
 from ._fetch import check_url
+from ._http import httpx
 from ._version import __version__
 from .client import ClientCredentials, TokenRequestError
 from .errors import (

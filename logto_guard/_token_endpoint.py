@@ -100,6 +100,7 @@ class TokenEndpoint:
         app_secret: str,
         *,
         resource: str | None,
+        organization_id: str | None = None,
         scopes: tuple[str, ...],
         auth_method: AuthMethod,
         leeway: float,
@@ -108,6 +109,7 @@ class TokenEndpoint:
         self.app_id = app_id
         self._app_secret = app_secret
         self.resource = resource
+        self.organization_id = organization_id
         self.scopes = scopes
         self.auth_method = auth_method
         self.leeway = leeway
@@ -128,6 +130,8 @@ class TokenEndpoint:
     def request(self, family: Family, timeout: Any) -> httpx.Request:
         """The token request, in `family` (the family of the client that will send it)."""
         form: dict[str, str] = {"grant_type": "client_credentials"}
+        if self.organization_id is not None:
+            form["organization_id"] = self.organization_id
         if self.resource is not None:
             form["resource"] = self.resource
         if self.scopes:
@@ -220,12 +224,20 @@ class TokenEndpoint:
             if missing in self._warned:
                 return
             self._warned.add(missing)
+        if self.resource is not None:
+            target = f"resource {self.resource}"
+        elif self.organization_id is not None:
+            target = f"organization {self.organization_id}"
+        else:
+            target = "the tenant's default API"
+        if self.organization_id is not None and self.resource is not None:
+            target += f" in organization {self.organization_id}"
         logger.warning(
-            "Logto granted app %s fewer scopes than asked for resource %s: missing %s, "
-            "granted %s. Logto drops scopes the app's roles do not grant (or the API resource "
-            "does not define) without an error; give the app a role with these permissions.",
+            "Logto granted app %s fewer scopes than asked for %s: missing %s, granted %s. "
+            "Logto drops scopes the app's roles do not grant (or the API resource does not "
+            "define) without an error; give the app a role with these permissions.",
             self.app_id,
-            self.resource or "(the tenant's default API)",
+            target,
             self.scrub(" ".join(sorted(missing))),
             self.scrub(" ".join(sorted(granted))) or "(none)",
         )

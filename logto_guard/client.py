@@ -59,6 +59,8 @@ class ClientCredentials(Auth):
     - `endpoint` is the Logto endpoint (``https://<tenant>.logto.app``); `token_endpoint` is
       for anything else. Give exactly one.
     - `resource` is the API identifier; ``None`` lets Logto use the tenant's default API.
+    - `organization_id`: ask for an organization token (Logto's ``organization_id``
+      parameter; the app must be a member), with or without a `resource`.
     - `scopes`: an iterable, or one space-separated string. Logto silently leaves out scopes
       the app's roles do not grant; `granted_scopes` says what it granted, and a WARNING names
       the missing ones (once per distinct shortfall).
@@ -80,6 +82,7 @@ class ClientCredentials(Auth):
         endpoint: str | None = None,
         token_endpoint: str | None = None,
         resource: str | None = None,
+        organization_id: str | None = None,
         scopes: str | Iterable[str] = (),
         auth_method: AuthMethod = "basic",
         leeway: float = 60,
@@ -103,6 +106,10 @@ class ClientCredentials(Auth):
         _check_url("token_endpoint", token_endpoint)
         if resource is not None and not resource:
             raise ConfigurationError("resource must be non-empty (or None for the default API)")
+        if organization_id is not None and (
+            not isinstance(organization_id, str) or not organization_id
+        ):
+            raise ConfigurationError("organization_id must be a non-empty string (or None)")
         if auth_method not in ("basic", "body"):
             raise ConfigurationError("auth_method must be 'basic' or 'body'")
         if (
@@ -119,6 +126,7 @@ class ClientCredentials(Auth):
         self.app_id: Final = app_id
         self.token_endpoint: Final = token_endpoint
         self.resource: Final = resource
+        self.organization_id: Final = organization_id
         self.scopes: Final = tuple(dict.fromkeys(s for s in scope_list if s))
         self.auth_method: Final = auth_method
         self.leeway: Final = float(leeway)
@@ -128,6 +136,7 @@ class ClientCredentials(Auth):
             app_id,
             app_secret,
             resource=resource,
+            organization_id=organization_id,
             scopes=self.scopes,
             auth_method=auth_method,
             leeway=self.leeway,
@@ -175,7 +184,8 @@ class ClientCredentials(Auth):
         return (
             f"{type(self).__name__}(app_id={self.app_id!r}, "
             f"token_endpoint={self.token_endpoint!r}, resource={self.resource!r}, "
-            f"scopes={self.scopes!r}, auth_method={self.auth_method!r})"
+            + (f"organization_id={self.organization_id!r}, " if self.organization_id else "")
+            + f"scopes={self.scopes!r}, auth_method={self.auth_method!r})"
         )
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import threading
 import time
@@ -688,3 +689,144 @@ def test_direct_auth_flow_drives_without_a_client(fake: FakeLogto, hx: ModuleTyp
     assert request.headers["authorization"] == f"Bearer {fake.issued[0]}"
     with pytest.raises(StopIteration):
         flow.send(hx.Response(200))
+
+
+# -- scrubbing the secret as a value, not as a substring ------------------------------------------
+
+
+def _refused_with(fake: FakeLogto, auth: ClientCredentials, description: str) -> TokenRequestError:
+    fake.token_answer = lambda: fake.hx.Response(
+        400, json={"error": "invalid_client", "error_description": description}
+    )
+    with fake.client(auth) as client, pytest.raises(TokenRequestError) as info:
+        client.get(API)
+    return info.value
+
+
+def test_a_short_secret_does_not_mangle_other_words(fake: FakeLogto) -> None:
+    # Recorded from real Logto (scenario 08, unknown_client), with the app secret "x".
+    auth = ClientCredentials("nonexistent", "x", endpoint=ENDPOINT, resource=API)
+    exc = _refused_with(fake, auth, "invalid client nonexistent")
+    assert exc.error_description == "invalid client nonexistent"
+    assert str(exc) == "token request refused: HTTP 400, invalid_client: invalid client nonexistent"
+    assert exc.error == "invalid_client"  # "x" is not a value there either
+
+
+@pytest.mark.parametrize(
+    ("secret", "echo", "scrubbed"),
+    [
+        ("x", "bad secret x", "bad secret [secret]"),
+        ("x", "client_secret=x&grant_type=client_credentials", "client_secret=[secret]&grant_type"),
+        ("x", 'secret "x" is wrong, x.', 'secret "[secret]" is wrong, [secret].'),
+        ("x", "xylophone x-ray x_1 max", "xylophone x-ray x_1 max"),
+        (SECRET, f"bad secret {SECRET}!", "bad secret [secret]!"),
+        (SECRET, f"got:{SECRET}", "got:[secret]"),
+        ("p@ss w/rd+%", "client_secret=p%40ss%20w%2Frd%2B%25", "client_secret=[secret]"),
+        ("p@ss w/rd+%", "client_secret=p%40ss+w%2Frd%2B%25", "client_secret=[secret]"),
+        ("p@ss w/rd+%", "you sent p@ss w/rd+%", "you sent [secret]"),
+    ],
+)
+def test_the_secret_is_scrubbed_where_it_stands_as_a_value(
+    fake: FakeLogto, secret: str, echo: str, scrubbed: str
+) -> None:
+    auth = ClientCredentials(APP_ID, secret, endpoint=ENDPOINT, resource=API)
+    exc = _refused_with(fake, auth, echo)
+    assert exc.error_description is not None
+    assert exc.error_description.startswith(scrubbed)
+    assert scrubbed in str(exc)
+
+
+def test_an_echoed_basic_credential_is_scrubbed(fake: FakeLogto) -> None:
+    basic = base64.b64encode(f"{APP_ID}:{SECRET}".encode()).decode()
+    exc = _refused_with(fake, creds(), f"Authorization: Basic {basic} refused")
+    assert exc.error_description == "Authorization: Basic [secret] refused"
+
+
+# -- granted scopes ------------------------------------------------------------------------------
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJFUzM4NCJ9.{payload}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("body", "granted"),
+    [
+        ({"scope": "read:products write:products"}, {"read:products", "write:products"}),
+        ({"scope": "read:products"}, {"read:products"}),
+        ({"scope": ""}, set()),
+        # Logto leaves `scope` out when it grants nothing: the token's claim says so.
+        ({"access_token": _jwt({"sub": "a"})}, set()),
+        ({"access_token": _jwt({"scope": "read:products"})}, {"read:products"}),
+        # An opaque token and no `scope`: RFC 6749 §5.1, granted as requested.
+        ({"access_token": "opaque-token"}, {"read:products", "write:products"}),
+    ],
+)
+def test_granted_scopes(fake: FakeLogto, body: dict[str, object], granted: set[str]) -> None:
+    answer = {"access_token": "t", "token_type": "Bearer", "expires_in": 3600, **body}
+    fake.token_answer = lambda: fake.hx.Response(200, json=answer)
+    auth = creds()
+    assert auth.granted_scopes is None
+    with fake.client() as client:
+        auth.get_token(client)
+    assert auth.granted_scopes == frozenset(granted)
+
+
+def test_a_downgrade_warns_once_per_distinct_shortfall(
+    fake: FakeLogto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logto_guard.client")
+    auth = creds(scopes=["read:products", "write:products", "delete:products"])
+    scope = "read:products"
+    fake.token_answer = lambda: fake.hx.Response(
+        200, json={"access_token": fake.issued[-1], "expires_in": 3600, "scope": scope}
+    )
+    with fake.client(auth) as client:
+        for _ in range(3):
+            assert client.get(API).status_code == 200
+            auth.invalidate()
+        assert len(caplog.records) == 1  # three downgraded tokens, one warning
+        scope = "read:products write:products"
+        for _ in range(2):
+            client.get(API)
+            auth.invalidate()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "missing delete:products write:products, granted read:products." in messages[0]
+    assert "missing delete:products, granted read:products write:products." in messages[1]
+    assert all(
+        r.name == "logto_guard.client" and r.levelno == logging.WARNING for r in caplog.records
+    )
+    for secret in [SECRET, *fake.issued]:
+        assert secret not in caplog.text
+    assert len(fake.token_requests) == 5
+
+
+def test_no_warning_when_everything_asked_is_granted(
+    fake: FakeLogto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logto_guard.client")
+    with fake.client(creds(scopes=["read:products"])) as client:
+        client.get(API)
+    with fake.client(creds(scopes=())) as client:  # nothing asked: nothing can be missing
+        client.get(API)
+    assert caplog.records == []
+
+
+def test_organization_token_request_shape(fake: FakeLogto) -> None:
+    auth = creds(resource=None, organization_id="org-1", scopes=["read:orders"])
+    with fake.client(auth) as client:
+        client.get(API)
+    assert form(fake.token_requests[0]) == {
+        "grant_type": ["client_credentials"],
+        "organization_id": ["org-1"],
+        "scope": ["read:orders"],
+    }
+    assert "organization_id='org-1'" in repr(auth)
+
+
+@pytest.mark.parametrize("organization_id", ["", 5])
+def test_bad_organization_id_is_refused(organization_id: object) -> None:
+    with pytest.raises(ConfigurationError, match="organization_id"):
+        creds(organization_id=organization_id)

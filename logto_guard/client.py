@@ -347,7 +347,7 @@ def _family_of_client(client: object, method: str, *, asynchronous: bool) -> Fam
         other = "get_token" if asynchronous else "aget_token"
         raise TypeError(
             f"{method}() needs an httpx2.{wanted} or an httpx.{wanted}, got "
-            f"{type(client).__module__}.{type(client).__qualname__}"
+            + (f"{family.name}.{type(client).__name__}" if family else type(client).__qualname__)
             + (f" (use {other}() for it)" if family is not None else "")
         )
     return family

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 import httpx2
+import jwt
 import pytest
+from readme import block
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -257,3 +259,56 @@ def test_the_library_works_without_httpx_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["m2m", "False"]
+
+
+# -- README: the client side, run as written -----------------------------------------------------
+
+
+async def test_readme_client_blocks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's tenant, app and API, served in-process: every client the blocks build (of
+    # either family) gets a transport that reaches a LocalIssuer at https://tenant.logto.app
+    # and an API at https://api.example.com that checks the token's signature and audience.
+    issuer = LocalIssuer(endpoint="https://tenant.logto.app")
+    issuer.register_app("<app id>", "<app secret>", {SHOP: ["read:products"]})
+    public_key = issuer.private_key().public_key()
+    seen: list[dict[str, object]] = []
+
+    def handle(request: httpx2.Request) -> _http.Reply:
+        if request.url.host == "tenant.logto.app":
+            return issuer.handle(request.method, request.url.path, request.headers, request.content)
+        assert request.url.host == "api.example.com"
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        seen.append(jwt.decode(token, public_key, algorithms=["ES384"], audience=SHOP))
+        return 200, {"content-type": "application/json"}, b'[{"id": 1, "name": "Keyboard"}]'
+
+    router = _http.MockTransport(handle)
+    for module in (httpx2, httpx):
+        for name in ("Client", "AsyncClient"):
+            real = getattr(module, name)
+            routed = type(name, (real,), {"__init__": _with_transport(real, router)})
+            monkeypatch.setattr(module, name, routed)
+
+    namespace: dict[str, object] = {}
+    for marker in (
+        'auth = ClientCredentials(\n    "<app id>"',
+        "products = api.get(",
+        "async def call_both()",
+        "ask the Logto admin for a role with",
+    ):
+        exec(block(marker), namespace)  # noqa: S102 - the README's own code
+    assert namespace["products"] == [{"id": 1, "name": "Keyboard"}]
+    call_both = namespace["call_both"]
+    assert await call_both() == [200, 200]  # type: ignore[operator]
+    assert capsys.readouterr().out == "ask the Logto admin for a role with write:products\n"
+    assert {claims["client_id"] for claims in seen} == {"<app id>"}
+    assert len(seen) == 3
+
+
+def _with_transport(real: type, transport: _http.MockTransport) -> Callable[..., None]:
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("transport", transport)
+        real.__init__(self, *args, **kwargs)  # type: ignore[misc]
+
+    return __init__

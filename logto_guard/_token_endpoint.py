@@ -90,6 +90,11 @@ def scrub(text: str, pattern: re.Pattern[str]) -> str:
     return pattern.sub(SCRUBBED, text)
 
 
+def scrub_secret(text: str, secret: str) -> str:
+    """`text` with `secret` replaced by ``[secret]`` wherever it stands as a value."""
+    return scrub(text, secret_pattern(secret)) if secret else text
+
+
 class TokenEndpoint:
     """Builds the token request and reads Logto's answer, for one app and one resource."""
 

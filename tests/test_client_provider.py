@@ -350,3 +350,17 @@ def test_a_different_shortfall_warns_again(
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "Logto granted app shop-reader fewer scopes than asked for resource https"
     ]
+
+
+def test_the_cli_keeps_the_providers_words_with_a_short_secret(
+    oidc_provider: OidcProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "lie" is inside "client": scrubbing by substring printed "c[secret]nt authentication".
+    from logto_guard.cli import EXIT_REJECTED, main
+
+    argv = ["token", "--endpoint", oidc_provider.endpoint, "--resource", SHOP]
+    code = main([*argv, "--app-id", "no-such-app", "--app-secret", "lie"])
+    err = capsys.readouterr().err
+    assert code == EXIT_REJECTED, err
+    assert "invalid_client: client authentication failed" in err
+    assert "[secret]" not in err

@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT",
     "FAMILIES",
     "HTTP_ERRORS",
-    "TIMEOUT_ERRORS",
     "AnyAsyncClient",
     "AnyClient",
     "Auth",
@@ -59,7 +58,6 @@ class Family:
     BaseTransport: type[httpx2.BaseTransport]
     AsyncBaseTransport: type[httpx2.AsyncBaseTransport]
     HTTPError: type[httpx2.HTTPError]
-    TimeoutException: type[httpx2.TimeoutException]
     ConnectError: type[httpx2.ConnectError]
 
     @classmethod
@@ -75,7 +73,6 @@ class Family:
             module.BaseTransport,
             module.AsyncBaseTransport,
             module.HTTPError,
-            module.TimeoutException,
             module.ConnectError,
         )
 
@@ -107,10 +104,6 @@ FAMILIES: Final[tuple[Family, ...]] = (HTTPX2,) if HTTPX is None else (HTTPX2, H
 
 HTTP_ERRORS: Final[tuple[type[httpx2.HTTPError], ...]] = tuple(f.HTTPError for f in FAMILIES)
 """``except HTTP_ERRORS`` catches a transport or protocol error of either family."""
-
-TIMEOUT_ERRORS: Final[tuple[type[httpx2.TimeoutException], ...]] = tuple(
-    f.TimeoutException for f in FAMILIES
-)
 
 
 def family_of(obj: object) -> Family:

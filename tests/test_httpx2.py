@@ -53,9 +53,10 @@ def test_both_families_are_known_and_httpx2_is_the_default() -> None:
     assert isinstance(ClientCredentials("a", "s", endpoint="https://t.logto.app"), httpx.Auth)
 
 
-def test_family_of_names_what_it_got() -> None:
+async def test_family_of_names_what_it_got() -> None:
     assert _http.family_of(httpx2.Request("GET", "http://x")).name == "httpx2"
-    assert _http.family_of(httpx.AsyncClient()).name == "httpx"
+    async with httpx.AsyncClient() as client:
+        assert _http.family_of(client).name == "httpx"
     with pytest.raises(TypeError, match="got str"):
         _http.family_of("http://x")
 
@@ -115,10 +116,11 @@ def _wsgi_echo(environ: dict[str, str], start_response: Callable[..., object]) -
     return [body]
 
 
-def test_get_token_refuses_a_client_of_the_wrong_kind_by_name() -> None:
+async def test_get_token_refuses_a_client_of_the_wrong_kind_by_name() -> None:
     auth = ClientCredentials("a", "s", endpoint="https://t.logto.app")
-    with pytest.raises(TypeError) as info:
-        auth.get_token(httpx2.AsyncClient())  # type: ignore[arg-type]
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(TypeError) as info:
+            auth.get_token(client)  # type: ignore[arg-type]
     assert str(info.value) == (
         "get_token() needs an httpx2.Client or an httpx.Client, got httpx2.AsyncClient "
         "(use aget_token() for it)"

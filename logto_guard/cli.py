@@ -47,8 +47,9 @@ from urllib.parse import urlsplit
 
 from ._fetch import check_url
 from ._http import httpx
+from ._token_endpoint import scrub_secret
 from ._version import __version__
-from .client import ClientCredentials, TokenRequestError, scrub_secret
+from .client import ClientCredentials, TokenRequestError
 from .errors import (
     AuthError,
     ConfigurationError,

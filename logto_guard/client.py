@@ -27,18 +27,11 @@ from urllib.parse import urlsplit
 
 from ._http import DEFAULT, AnyAsyncClient, AnyClient, Auth, Family, family_of, httpx
 from ._single_flight import Fetch, Steps, TokenCache, capture, response
-from ._token_endpoint import (
-    AuthMethod,
-    IssuedToken,
-    TokenEndpoint,
-    TokenRequestError,
-    logger,
-    scrub_secret,
-)
+from ._token_endpoint import AuthMethod, IssuedToken, TokenEndpoint, TokenRequestError, logger
 from ._token_endpoint import split_scopes as _split_scopes
 from .errors import ConfigurationError
 
-__all__ = ["ClientCredentials", "TokenRequestError", "scrub_secret"]
+__all__ = ["ClientCredentials", "TokenRequestError"]
 
 MANAGEMENT_API_SCOPE: Final = "all"
 SELF_HOSTED_MANAGEMENT_API: Final = "https://default.logto.app/api"

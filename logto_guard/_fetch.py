@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
+from ._http import HTTP_ERRORS, AnyAsyncClient
 from ._json import loads_object
 from ._version import __version__
 from .errors import ConfigurationError
@@ -56,7 +55,7 @@ def check_url(url: str, *, allow_insecure_http: bool = False) -> str:
 
 
 async def fetch_json(
-    client: httpx.AsyncClient,
+    client: AnyAsyncClient,
     url: str,
     *,
     etag: str | None = None,
@@ -67,12 +66,12 @@ async def fetch_json(
         return await asyncio.wait_for(_fetch(client, url, etag, max_bytes), timeout)
     except asyncio.TimeoutError:
         raise FetchError(f"GET {url} took longer than {timeout:g} s") from None
-    except httpx.HTTPError as exc:
+    except HTTP_ERRORS as exc:  # either client family's
         raise FetchError(f"GET {url} failed: {type(exc).__name__}") from None
 
 
 async def _fetch(
-    client: httpx.AsyncClient, url: str, etag: str | None, max_bytes: int
+    client: AnyAsyncClient, url: str, etag: str | None, max_bytes: int
 ) -> FetchResult:
     headers = {"Accept": "application/json, application/jwk-set+json", "User-Agent": USER_AGENT}
     if etag:

@@ -45,9 +45,9 @@ from datetime import datetime, timezone
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
-import httpx
-
 from ._fetch import check_url
+from ._http import httpx
+from ._token_endpoint import scrub_secret
 from ._version import __version__
 from .client import ClientCredentials, TokenRequestError
 from .errors import (
@@ -432,7 +432,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
                 auth_method=args.auth_method,
             )
     except ConfigurationError as exc:
-        _usage(str(exc).replace(app_secret, "[secret]"))
+        _usage(scrub_secret(str(exc), app_secret))
 
     responses: list[httpx.Response] = []
     with (
@@ -451,7 +451,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
                 exc.status_code is not None and (exc.status_code >= 500 or exc.status_code == 429)
             ) or exc.error in _UNAVAILABLE_ERRORS:
                 code = EXIT_UNAVAILABLE
-            raise CliError(code, exc.message.replace(app_secret, "[secret]")) from None
+            raise CliError(code, exc.message) from None  # scrubbed already
         except httpx.TimeoutException as exc:
             raise CliError(
                 EXIT_UNAVAILABLE,
@@ -459,7 +459,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
                 f"({type(exc).__name__}, POST {credentials.token_endpoint})",
             ) from None
         except httpx.HTTPError as exc:
-            detail = str(exc).replace(app_secret, "[secret]")
+            detail = scrub_secret(str(exc), app_secret)
             raise CliError(
                 EXIT_UNAVAILABLE,
                 f"cannot reach Logto at {credentials.token_endpoint}: "

@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-import httpx
-
 from ._fetch import FetchError, FetchResult, check_url, fetch_json
+from ._http import AnyAsyncClient, httpx
 from .errors import KeySetUnavailable, UnknownSigningKey
 from .keys import KeySet, VerificationKey, parse_jwks
 
@@ -39,7 +38,7 @@ class JWKSCache:
         *,
         jwks_uri: str | None = None,
         algorithms: Collection[str] = DEFAULT_ALGORITHMS,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: AnyAsyncClient | None = None,
         ttl: float = 600.0,
         cooldown: float = 30.0,
         max_stale: float = 86_400.0,
@@ -189,7 +188,7 @@ class JWKSCache:
             max_bytes=self.max_bytes,
         )
 
-    async def _discover(self, client: httpx.AsyncClient) -> str:
+    async def _discover(self, client: AnyAsyncClient) -> str:
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         result = await fetch_json(client, url, timeout=self.timeout, max_bytes=self.max_bytes)
         doc = result.document or {}
@@ -205,7 +204,7 @@ class JWKSCache:
         except ValueError as exc:
             raise FetchError(str(exc)) from None
 
-    async def _http_client(self) -> httpx.AsyncClient:
+    async def _http_client(self) -> AnyAsyncClient:
         if not self._owns_client:
             assert self._client is not None
             return self._client

@@ -1,17 +1,24 @@
-"""Unit tests of ClientCredentials against httpx.MockTransport (a fake Logto and a fake API)."""
+"""Unit tests of ClientCredentials against a MockTransport (a fake Logto and a fake API).
+
+Every test that sends a request runs twice, with httpx2 and with httpx (fixture `hx`): the flow,
+the cache and the 401 retry must be the same whichever client family the caller uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from urllib.parse import parse_qs
 
 import httpx
+import httpx2
 import pytest
 
 from logto_guard.client import ClientCredentials, TokenRequestError
@@ -35,7 +42,8 @@ class Clock:
 class FakeLogto:
     """Token endpoint plus a protected API; counts what it sees."""
 
-    def __init__(self, *, expires_in: object = 3600, delay: float = 0.0) -> None:
+    def __init__(self, hx: ModuleType, *, expires_in: object = 3600, delay: float = 0.0) -> None:
+        self.hx = hx  # the client family: httpx2 or httpx
         self.expires_in = expires_in
         self.delay = delay
         self.token_requests: list[httpx.Request] = []
@@ -60,7 +68,7 @@ class FakeLogto:
         }
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
-        return httpx.Response(200, json=body)
+        return self.hx.Response(200, json=body)
 
     def _api(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
@@ -73,8 +81,8 @@ class FakeLogto:
             or token in self.rejected
             or self.reject_all
         ):
-            return httpx.Response(401, json={"error": "invalid_token"})
-        return httpx.Response(200, json={"token": token})
+            return self.hx.Response(401, json={"error": "invalid_token"})
+        return self.hx.Response(200, json={"token": token})
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if str(request.url) == TOKEN_URL:
@@ -90,11 +98,17 @@ class FakeLogto:
         await asyncio.sleep(0)
         return self._api(request)
 
-    def client(self, auth: httpx.Auth | None = None) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(self.handler), auth=auth)
+    def client(self, auth: ClientCredentials | None = None) -> httpx.Client:
+        client: httpx.Client = self.hx.Client(
+            transport=self.hx.MockTransport(self.handler), auth=auth
+        )
+        return client
 
-    def async_client(self, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self.async_handler), auth=auth)
+    def async_client(self, auth: ClientCredentials | None = None) -> httpx.AsyncClient:
+        client: httpx.AsyncClient = self.hx.AsyncClient(
+            transport=self.hx.MockTransport(self.async_handler), auth=auth
+        )
+        return client
 
 
 def creds(**kwargs: object) -> ClientCredentials:
@@ -112,9 +126,15 @@ def form(request: httpx.Request) -> dict[str, list[str]]:
     return parse_qs(request.content.decode(), keep_blank_values=True, strict_parsing=True)
 
 
+@pytest.fixture(params=["httpx2", "httpx"])
+def hx(request: pytest.FixtureRequest) -> ModuleType:
+    """The client family under test."""
+    return {"httpx2": httpx2, "httpx": httpx}[request.param]
+
+
 @pytest.fixture
-def fake() -> FakeLogto:
-    return FakeLogto()
+def fake(hx: ModuleType) -> FakeLogto:
+    return FakeLogto(hx)
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -235,10 +255,10 @@ def test_no_resource_and_no_scopes_send_only_the_grant(fake: FakeLogto) -> None:
     assert form(fake.token_requests[0]) == {"grant_type": ["client_credentials"]}
 
 
-def test_token_request_uses_the_clients_timeout(fake: FakeLogto) -> None:
+def test_token_request_uses_the_clients_timeout(fake: FakeLogto, hx: ModuleType) -> None:
     auth = creds()
-    transport = httpx.MockTransport(fake.handler)
-    with httpx.Client(transport=transport, auth=auth, timeout=7.5) as client:
+    transport = hx.MockTransport(fake.handler)
+    with hx.Client(transport=transport, auth=auth, timeout=7.5) as client:
         client.get(API)
     assert fake.token_requests[0].extensions["timeout"]["read"] == 7.5
 
@@ -278,8 +298,8 @@ def test_token_is_refreshed_leeway_before_expiry(fake: FakeLogto) -> None:
     assert len(fake.token_requests) == 2
 
 
-def test_leeway_is_capped_at_half_a_short_lifetime() -> None:
-    fake = FakeLogto(expires_in=30)
+def test_leeway_is_capped_at_half_a_short_lifetime(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, expires_in=30)
     clock = Clock(0.0)
     with fake.client(creds(clock=clock, leeway=60)) as client:
         client.get(API)
@@ -291,16 +311,16 @@ def test_leeway_is_capped_at_half_a_short_lifetime() -> None:
     assert len(fake.token_requests) == 2
 
 
-def test_missing_expires_in_means_no_reuse() -> None:
-    fake = FakeLogto(expires_in=None)
+def test_missing_expires_in_means_no_reuse(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, expires_in=None)
     with fake.client(creds()) as client:
         assert client.get(API).status_code == 200
         assert client.get(API).status_code == 200
     assert len(fake.token_requests) == 2
 
 
-def test_expires_in_as_digit_string_is_accepted() -> None:
-    fake = FakeLogto(expires_in="3600")
+def test_expires_in_as_digit_string_is_accepted(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, expires_in="3600")
     with fake.client(creds()) as client:
         client.get(API)
         client.get(API)
@@ -356,31 +376,31 @@ async def test_second_401_is_returned_as_is_async(fake: FakeLogto) -> None:
     assert len(fake.token_requests) == 3
 
 
-def test_401_to_a_streamed_upload_is_not_retried(fake: FakeLogto) -> None:
+def test_401_to_a_streamed_upload_is_not_retried(fake: FakeLogto, hx: ModuleType) -> None:
     fake.reject_all = True
 
     def body() -> Iterator[bytes]:
         yield b"chunk"
 
-    class StreamingTransport(httpx.BaseTransport):
+    class StreamingTransport(hx.BaseTransport):
         # Like a real transport: the upload is streamed out, not buffered (MockTransport reads
         # the body into memory, which would make it replayable).
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
+        def handle_request(self, request: hx.Request) -> hx.Response:
             if str(request.url) != TOKEN_URL:
                 assert b"".join(request.stream) == b"chunk"  # type: ignore[arg-type]
                 return fake._api(request)
             request.read()
             return fake._issue(request)
 
-    with httpx.Client(transport=StreamingTransport(), auth=creds()) as client:
+    with hx.Client(transport=StreamingTransport(), auth=creds()) as client:
         response = client.post(API, content=body())
     assert response.status_code == 401
     assert len(fake.token_requests) == 1
     assert len(fake.api_requests) == 1
 
 
-async def test_concurrent_401s_refetch_once() -> None:
-    fake = FakeLogto(delay=0.01)
+async def test_concurrent_401s_refetch_once(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.01)
     async with fake.async_client(creds()) as client:
         await client.get(API)
         fake.rejected.add(fake.issued[0])
@@ -392,8 +412,8 @@ async def test_concurrent_401s_refetch_once() -> None:
 # -- concurrency --------------------------------------------------------------------------------
 
 
-async def test_50_concurrent_requests_on_empty_cache_fetch_one_token() -> None:
-    fake = FakeLogto(delay=0.02)
+async def test_50_concurrent_requests_on_empty_cache_fetch_one_token(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.02)
     async with fake.async_client(creds()) as client:
         responses = await asyncio.gather(*(client.get(API) for _ in range(50)))
     assert {r.status_code for r in responses} == {200}
@@ -401,8 +421,8 @@ async def test_50_concurrent_requests_on_empty_cache_fetch_one_token() -> None:
     assert len(fake.api_requests) == 50
 
 
-async def test_concurrent_aget_token_fetches_one_token() -> None:
-    fake = FakeLogto(delay=0.02)
+async def test_concurrent_aget_token_fetches_one_token(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.02)
     auth = creds()
     async with fake.async_client() as client:
         tokens = await asyncio.gather(*(auth.aget_token(client) for _ in range(50)))
@@ -410,8 +430,8 @@ async def test_concurrent_aget_token_fetches_one_token() -> None:
     assert len(fake.token_requests) == 1
 
 
-def test_threads_on_empty_cache_fetch_one_token() -> None:
-    fake = FakeLogto(delay=0.05)
+def test_threads_on_empty_cache_fetch_one_token(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.05)
     start = threading.Barrier(20)
     with fake.client(creds()) as client:
 
@@ -426,8 +446,8 @@ def test_threads_on_empty_cache_fetch_one_token() -> None:
     assert len(fake.api_requests) == 20
 
 
-def test_threads_get_token_fetch_one_token() -> None:
-    fake = FakeLogto(delay=0.05)
+def test_threads_get_token_fetch_one_token(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.05)
     auth = creds()
     start = threading.Barrier(10)
     with fake.client() as client:
@@ -442,10 +462,10 @@ def test_threads_get_token_fetch_one_token() -> None:
     assert len(fake.token_requests) == 1
 
 
-def test_one_credentials_object_serves_several_event_loops() -> None:
+def test_one_credentials_object_serves_several_event_loops(hx: ModuleType) -> None:
     # asyncio.Lock binds to the loop it first waits in; the credentials must not break when a
     # second loop (a new asyncio.run, another test) uses them with contention again.
-    fake = FakeLogto(delay=0.01)
+    fake = FakeLogto(hx, delay=0.01)
     auth = creds()
 
     async def burst() -> None:
@@ -459,8 +479,8 @@ def test_one_credentials_object_serves_several_event_loops() -> None:
     assert len(fake.token_requests) == 2
 
 
-async def test_cancelled_fetch_releases_the_lock() -> None:
-    fake = FakeLogto(delay=0.5)
+async def test_cancelled_fetch_releases_the_lock(hx: ModuleType) -> None:
+    fake = FakeLogto(hx, delay=0.5)
     auth = creds()
     async with fake.async_client(auth) as client:
         task = asyncio.create_task(client.get(API))
@@ -473,8 +493,8 @@ async def test_cancelled_fetch_releases_the_lock() -> None:
     assert response.status_code == 200
 
 
-def test_failed_fetch_releases_the_lock(fake: FakeLogto) -> None:
-    fake.token_answer = lambda: httpx.Response(503, text="maintenance")
+def test_failed_fetch_releases_the_lock(fake: FakeLogto, hx: ModuleType) -> None:
+    fake.token_answer = lambda: hx.Response(503, text="maintenance")
     auth = creds()
     with fake.client(auth) as client:
         with pytest.raises(TokenRequestError):
@@ -485,8 +505,8 @@ def test_failed_fetch_releases_the_lock(fake: FakeLogto) -> None:
         assert client.get(API).status_code == 200
 
 
-async def test_failed_fetch_releases_the_lock_async(fake: FakeLogto) -> None:
-    fake.token_answer = lambda: httpx.Response(503, text="maintenance")
+async def test_failed_fetch_releases_the_lock_async(fake: FakeLogto, hx: ModuleType) -> None:
+    fake.token_answer = lambda: hx.Response(503, text="maintenance")
     auth = creds()
     async with fake.async_client(auth) as client:
         with pytest.raises(TokenRequestError):
@@ -544,9 +564,9 @@ def test_get_token_is_shared_with_the_auth_flow(fake: FakeLogto) -> None:
         (400, "invalid_scope", "requested scope is invalid"),
     ],
 )
-def test_logto_errors_are_mapped(status: int, error: str, description: str) -> None:
-    fake = FakeLogto()
-    fake.token_answer = lambda: httpx.Response(
+def test_logto_errors_are_mapped(hx: ModuleType, status: int, error: str, description: str) -> None:
+    fake = FakeLogto(hx)
+    fake.token_answer = lambda: hx.Response(
         status, json={"error": error, "error_description": description}
     )
     with fake.client(creds()) as client, pytest.raises(TokenRequestError) as info:
@@ -565,33 +585,35 @@ def test_logto_errors_are_mapped(status: int, error: str, description: str) -> N
 @pytest.mark.parametrize(
     ("answer", "fragment"),
     [
-        (lambda: httpx.Response(502, text="<html>Bad gateway</html>"), "non-JSON"),
-        (lambda: httpx.Response(200, text="not json"), "non-JSON"),
-        (lambda: httpx.Response(200, json=["access_token"]), "not an object"),
-        (lambda: httpx.Response(200, json={"token_type": "Bearer"}), "without an access_token"),
-        (lambda: httpx.Response(200, json={"access_token": ""}), "without an access_token"),
+        (lambda hx: hx.Response(502, text="<html>Bad gateway</html>"), "non-JSON"),
+        (lambda hx: hx.Response(200, text="not json"), "non-JSON"),
+        (lambda hx: hx.Response(200, json=["access_token"]), "not an object"),
+        (lambda hx: hx.Response(200, json={"token_type": "Bearer"}), "without an access_token"),
+        (lambda hx: hx.Response(200, json={"access_token": ""}), "without an access_token"),
         (
-            lambda: httpx.Response(200, json={"access_token": "t", "token_type": "DPoP"}),
+            lambda hx: hx.Response(200, json={"access_token": "t", "token_type": "DPoP"}),
             "not Bearer",
         ),
-        (lambda: httpx.Response(200, json={"access_token": "t", "expires_in": -5}), "expires_in"),
-        (lambda: httpx.Response(200, json={"access_token": "t", "expires_in": "x"}), "expires_in"),
-        (lambda: httpx.Response(200, json={"access_token": "t", "expires_in": True}), "expires_in"),
-        (lambda: httpx.Response(500, json={"message": "oops"}), "HTTP 500"),
+        (lambda hx: hx.Response(200, json={"access_token": "t", "expires_in": -5}), "expires_in"),
+        (lambda hx: hx.Response(200, json={"access_token": "t", "expires_in": "x"}), "expires_in"),
+        (lambda hx: hx.Response(200, json={"access_token": "t", "expires_in": True}), "expires_in"),
+        (lambda hx: hx.Response(500, json={"message": "oops"}), "HTTP 500"),
     ],
 )
-def test_malformed_answers_raise(answer: Callable[[], httpx.Response], fragment: str) -> None:
-    fake = FakeLogto()
-    fake.token_answer = answer
+def test_malformed_answers_raise(
+    hx: ModuleType, answer: Callable[[ModuleType], httpx.Response], fragment: str
+) -> None:
+    fake = FakeLogto(hx)
+    fake.token_answer = lambda: answer(hx)
     with fake.client(creds()) as client, pytest.raises(TokenRequestError) as info:
         client.get(API)
     assert fragment in str(info.value)
-    assert info.value.status_code == answer().status_code
+    assert info.value.status_code == answer(hx).status_code
 
 
-def test_error_without_description() -> None:
-    fake = FakeLogto()
-    fake.token_answer = lambda: httpx.Response(400, json={"error": "invalid_target"})
+def test_error_without_description(hx: ModuleType) -> None:
+    fake = FakeLogto(hx)
+    fake.token_answer = lambda: hx.Response(400, json={"error": "invalid_target"})
     with fake.client(creds()) as client, pytest.raises(TokenRequestError) as info:
         client.get(API)
     assert info.value.error == "invalid_target"
@@ -610,20 +632,22 @@ def test_repr_has_no_secret() -> None:
 
 
 @pytest.mark.parametrize("auth_method", ["basic", "body"])
-def test_secret_and_token_never_leak(caplog: pytest.LogCaptureFixture, auth_method: str) -> None:
+def test_secret_and_token_never_leak(
+    hx: ModuleType, caplog: pytest.LogCaptureFixture, auth_method: str
+) -> None:
     caplog.set_level(logging.DEBUG)
-    fake = FakeLogto()
+    fake = FakeLogto(hx)
     auth = creds(auth_method=auth_method)
     texts: list[str] = []
     with fake.client(auth) as client:
         response = client.get(API)
         texts += [repr(auth), str(auth), repr(response), repr(response.request)]
         texts += [repr(response.request.headers), repr(fake.token_requests[0].headers)]
-        texts += [repr(auth._token)]
+        texts += [repr(auth._cache.token)]
         fake.reject_all = True
         client.get(API)  # a 401 and a retry, logged too
         # The server echoes the secret back in its error: it must not reach the message.
-        fake.token_answer = lambda: httpx.Response(
+        fake.token_answer = lambda: hx.Response(
             401, json={"error": "invalid_client", "error_description": f"bad secret {SECRET}"}
         )
         auth.invalidate()
@@ -631,7 +655,7 @@ def test_secret_and_token_never_leak(caplog: pytest.LogCaptureFixture, auth_meth
             client.get(API)
         texts += [str(info.value), repr(info.value), repr(info.value.args)]
         texts += [str(info.value.error_description)]
-        fake.token_answer = lambda: httpx.Response(502, text=f"proxy says {SECRET}")
+        fake.token_answer = lambda: hx.Response(502, text=f"proxy says {SECRET}")
         with pytest.raises(TokenRequestError) as info:
             auth.get_token(client)
         texts += [str(info.value), repr(info.value)]
@@ -653,10 +677,10 @@ def test_token_request_error_is_a_plain_value() -> None:
     assert "invalid_client" in repr(exc)
 
 
-def test_direct_auth_flow_drives_without_a_client(fake: FakeLogto) -> None:
+def test_direct_auth_flow_drives_without_a_client(fake: FakeLogto, hx: ModuleType) -> None:
     # auth_flow is the unsynchronised reference flow; drive it by hand like httpx would.
     auth = creds()
-    request = httpx.Request("GET", API)
+    request = hx.Request("GET", API)
     flow = auth.auth_flow(request)
     token_request = next(flow)
     assert str(token_request.url) == TOKEN_URL
@@ -664,4 +688,145 @@ def test_direct_auth_flow_drives_without_a_client(fake: FakeLogto) -> None:
     assert api_request is request
     assert request.headers["authorization"] == f"Bearer {fake.issued[0]}"
     with pytest.raises(StopIteration):
-        flow.send(httpx.Response(200))
+        flow.send(hx.Response(200))
+
+
+# -- scrubbing the secret as a value, not as a substring ------------------------------------------
+
+
+def _refused_with(fake: FakeLogto, auth: ClientCredentials, description: str) -> TokenRequestError:
+    fake.token_answer = lambda: fake.hx.Response(
+        400, json={"error": "invalid_client", "error_description": description}
+    )
+    with fake.client(auth) as client, pytest.raises(TokenRequestError) as info:
+        client.get(API)
+    return info.value
+
+
+def test_a_short_secret_does_not_mangle_other_words(fake: FakeLogto) -> None:
+    # Recorded from real Logto (scenario 08, unknown_client), with the app secret "x".
+    auth = ClientCredentials("nonexistent", "x", endpoint=ENDPOINT, resource=API)
+    exc = _refused_with(fake, auth, "invalid client nonexistent")
+    assert exc.error_description == "invalid client nonexistent"
+    assert str(exc) == "token request refused: HTTP 400, invalid_client: invalid client nonexistent"
+    assert exc.error == "invalid_client"  # "x" is not a value there either
+
+
+@pytest.mark.parametrize(
+    ("secret", "echo", "scrubbed"),
+    [
+        ("x", "bad secret x", "bad secret [secret]"),
+        ("x", "client_secret=x&grant_type=client_credentials", "client_secret=[secret]&grant_type"),
+        ("x", 'secret "x" is wrong, x.', 'secret "[secret]" is wrong, [secret].'),
+        ("x", "xylophone x-ray x_1 max", "xylophone x-ray x_1 max"),
+        (SECRET, f"bad secret {SECRET}!", "bad secret [secret]!"),
+        (SECRET, f"got:{SECRET}", "got:[secret]"),
+        ("p@ss w/rd+%", "client_secret=p%40ss%20w%2Frd%2B%25", "client_secret=[secret]"),
+        ("p@ss w/rd+%", "client_secret=p%40ss+w%2Frd%2B%25", "client_secret=[secret]"),
+        ("p@ss w/rd+%", "you sent p@ss w/rd+%", "you sent [secret]"),
+    ],
+)
+def test_the_secret_is_scrubbed_where_it_stands_as_a_value(
+    fake: FakeLogto, secret: str, echo: str, scrubbed: str
+) -> None:
+    auth = ClientCredentials(APP_ID, secret, endpoint=ENDPOINT, resource=API)
+    exc = _refused_with(fake, auth, echo)
+    assert exc.error_description is not None
+    assert exc.error_description.startswith(scrubbed)
+    assert scrubbed in str(exc)
+
+
+def test_an_echoed_basic_credential_is_scrubbed(fake: FakeLogto) -> None:
+    basic = base64.b64encode(f"{APP_ID}:{SECRET}".encode()).decode()
+    exc = _refused_with(fake, creds(), f"Authorization: Basic {basic} refused")
+    assert exc.error_description == "Authorization: Basic [secret] refused"
+
+
+# -- granted scopes ------------------------------------------------------------------------------
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJFUzM4NCJ9.{payload}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("body", "granted"),
+    [
+        ({"scope": "read:products write:products"}, {"read:products", "write:products"}),
+        ({"scope": "read:products"}, {"read:products"}),
+        ({"scope": ""}, set()),
+        # Logto leaves `scope` out when it grants nothing: the token's claim says so.
+        ({"access_token": _jwt({"sub": "a"})}, set()),
+        ({"access_token": _jwt({"scope": "read:products"})}, {"read:products"}),
+        # An opaque token and no `scope`: RFC 6749 §5.1, granted as requested.
+        ({"access_token": "opaque-token"}, {"read:products", "write:products"}),
+    ],
+)
+def test_granted_scopes(fake: FakeLogto, body: dict[str, object], granted: set[str]) -> None:
+    answer = {"access_token": "t", "token_type": "Bearer", "expires_in": 3600, **body}
+    fake.token_answer = lambda: fake.hx.Response(200, json=answer)
+    auth = creds()
+    assert auth.granted_scopes is None
+    with fake.client() as client:
+        auth.get_token(client)
+    assert auth.granted_scopes == frozenset(granted)
+
+
+def test_a_downgrade_warns_once_per_distinct_shortfall(
+    fake: FakeLogto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logto_guard.client")
+    auth = creds(scopes=["read:products", "write:products", "delete:products"])
+    scope = "read:products"
+    fake.token_answer = lambda: fake.hx.Response(
+        200, json={"access_token": fake.issued[-1], "expires_in": 3600, "scope": scope}
+    )
+    with fake.client(auth) as client:
+        for _ in range(3):
+            assert client.get(API).status_code == 200
+            auth.invalidate()
+        assert len(caplog.records) == 1  # three downgraded tokens, one warning
+        scope = "read:products write:products"
+        for _ in range(2):
+            client.get(API)
+            auth.invalidate()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "missing delete:products write:products, granted read:products." in messages[0]
+    assert "missing delete:products, granted read:products write:products." in messages[1]
+    assert all(
+        r.name == "logto_guard.client" and r.levelno == logging.WARNING for r in caplog.records
+    )
+    for secret in [SECRET, *fake.issued]:
+        assert secret not in caplog.text
+    assert len(fake.token_requests) == 5
+
+
+def test_no_warning_when_everything_asked_is_granted(
+    fake: FakeLogto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logto_guard.client")
+    with fake.client(creds(scopes=["read:products"])) as client:
+        client.get(API)
+    with fake.client(creds(scopes=())) as client:  # nothing asked: nothing can be missing
+        client.get(API)
+    assert caplog.records == []
+
+
+def test_organization_token_request_shape(fake: FakeLogto) -> None:
+    auth = creds(resource=None, organization_id="org-1", scopes=["read:orders"])
+    with fake.client(auth) as client:
+        client.get(API)
+    assert form(fake.token_requests[0]) == {
+        "grant_type": ["client_credentials"],
+        "organization_id": ["org-1"],
+        "scope": ["read:orders"],
+    }
+    assert "organization_id='org-1'" in repr(auth)
+
+
+@pytest.mark.parametrize("organization_id", ["", 5])
+def test_bad_organization_id_is_refused(organization_id: object) -> None:
+    with pytest.raises(ConfigurationError, match="organization_id"):
+        creds(organization_id=organization_id)

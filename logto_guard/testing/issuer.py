@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._fetch import is_loopback
+from .._http import MockTransport, Reply, Unreachable, httpx
 from ..token import ORGANIZATION_AUDIENCE_PREFIX
 from .keys import Algorithm, SigningKey, b64url, compact_json
 from .server import LoopbackServer
@@ -541,13 +541,15 @@ class LocalIssuer:
             "claim_types_supported": ["normal"],
         }
 
-    def transport(self) -> httpx.MockTransport:
-        """An httpx transport (sync and async clients alike) that reaches this issuer only.
+    def transport(self) -> MockTransport:
+        """A transport that reaches this issuer only, for httpx2 and httpx clients alike.
 
-        Requests for another origin fail with `httpx.ConnectError`, like an unreachable host,
-        so a verifier configured with the wrong issuer fails instead of silently passing.
+        ``httpx2.Client(transport=...)``, ``httpx.AsyncClient(transport=...)``: one transport
+        serves sync and async clients of both families. Requests for another origin fail with
+        the client family's ``ConnectError``, like an unreachable host, so a verifier
+        configured with the wrong issuer fails instead of silently passing.
         """
-        return httpx.MockTransport(self._handle_httpx)
+        return MockTransport(self._handle_httpx)
 
     def verifier(
         self,
@@ -764,18 +766,14 @@ class LocalIssuer:
             )
         return app
 
-    def _handle_httpx(self, request: httpx.Request) -> httpx.Response:
+    def _handle_httpx(self, request: httpx.Request) -> Reply:
         url = request.url
         if _origin(url.scheme, url.host, url.port) != _origin_of(self._endpoint):
-            raise httpx.ConnectError(
+            raise Unreachable(
                 f"LocalIssuer transport only reaches {self._endpoint}, not "
-                f"{url.scheme}://{url.netloc.decode('ascii')}",
-                request=request,
+                f"{url.scheme}://{url.netloc.decode('ascii')}"
             )
-        status, headers, body = self.handle(
-            request.method, url.path, request.headers, request.content
-        )
-        return httpx.Response(status, headers=headers, content=body)
+        return self.handle(request.method, url.path, request.headers, request.content)
 
     async def _asgi_endpoint(self, request: Request) -> Response:
         status, headers, body = self.handle(

@@ -49,9 +49,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
+from .._http import MockTransport
 from .issuer import DEFAULT_AUDIENCE, DEFAULT_SCOPES, LocalIssuer
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def logto_token(logto_issuer: LocalIssuer, logto_audience: str) -> TokenFactory:
 
 
 @pytest.fixture
-def logto_transport(logto_issuer: LocalIssuer) -> httpx.MockTransport:
-    """Reaches ``logto_issuer`` in-process from `httpx.Client` and `httpx.AsyncClient`."""
+def logto_transport(logto_issuer: LocalIssuer) -> MockTransport:
+    """Reaches ``logto_issuer`` in-process from sync and async httpx2 and httpx clients."""
     return logto_issuer.transport()
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import telemetry
 from ._json import loads_object
 from ._version import __version__
 from .errors import ConfigurationError
@@ -64,7 +65,8 @@ async def fetch_json(
     max_bytes: int = 512 * 1024,
 ) -> FetchResult:
     try:
-        return await asyncio.wait_for(_fetch(client, url, etag, max_bytes), timeout)
+        with telemetry.hooks.http_get(url) as span:
+            return await asyncio.wait_for(_fetch(client, url, etag, max_bytes, span), timeout)
     except asyncio.TimeoutError:
         raise FetchError(f"GET {url} took longer than {timeout:g} s") from None
     except httpx.HTTPError as exc:
@@ -72,12 +74,13 @@ async def fetch_json(
 
 
 async def _fetch(
-    client: httpx.AsyncClient, url: str, etag: str | None, max_bytes: int
+    client: httpx.AsyncClient, url: str, etag: str | None, max_bytes: int, span: telemetry.Span
 ) -> FetchResult:
     headers = {"Accept": "application/json, application/jwk-set+json", "User-Agent": USER_AGENT}
     if etag:
         headers["If-None-Match"] = etag
     async with client.stream("GET", url, headers=headers, follow_redirects=False) as response:
+        span.status(response.status_code)
         if response.status_code == 304 and etag:
             return FetchResult(None, etag)
         if response.status_code != 200:

@@ -61,7 +61,7 @@ DURATION_BUCKETS = (
 )  # fmt: skip
 
 #: With `record_client_id`, distinct attribute sets kept before client_ids are left out.
-MAX_ATTRIBUTE_SETS = 2000
+MAX_ATTRIBUTE_SETS = 1000  # under the SDK's own default limit (2,000 per metric)
 
 _cache_missed: ContextVar[bool] = ContextVar("logto_guard_cache_missed", default=False)
 # JWKS cache -> monotonic time its keys were last confirmed (a 200 or a 304).

@@ -8,7 +8,9 @@ import time
 from typing import Annotated, Any
 
 import pytest
+import yaml
 from fastapi import FastAPI, Security
+from readme import block
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -160,3 +162,42 @@ def test_fastapi_dependency_alone_outage_at_startup(fresh_provider: OidcProvider
         assert client.get("/ready").status_code == 503
         fresh_provider.start()
         wait_for(lambda: client.get("/ready").status_code == 200)
+
+
+def test_readme_readiness_path_and_kubernetes_probe(
+    fresh_provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's app and probe, verbatim: the probe fails while Logto is down at startup and
+    passes once it is up (kubelet counts 200-399 as success)."""
+    probe = yaml.safe_load(block("readinessProbe:"))["readinessProbe"]
+    assert probe["httpGet"]["port"] == 8000  # the container port; here the app runs in-process
+    fresh_provider.stop()
+    monkeypatch.setenv("LOGTO_ENDPOINT", fresh_provider.endpoint)
+    namespace: dict[str, Any] = {}
+    exec(block('readiness_path="/ready",  # 200'), namespace)  # noqa: S102 - the README example, as written
+
+    def probe_passes(client: TestClient) -> bool:
+        return 200 <= client.get(probe["httpGet"]["path"]).status_code < 400
+
+    with TestClient(namespace["app"]) as client:
+        assert not probe_passes(client)
+        assert client.get("/ready").status_code == 503
+        fresh_provider.start()
+        wait_for(lambda: probe_passes(client))
+        assert client.get("/ready").json()["ready"] is True
+
+
+def test_readme_fastapi_dependency_alone(
+    fresh_provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGTO_ENDPOINT", fresh_provider.endpoint)
+    namespace: dict[str, Any] = {}
+    exec(block("app = FastAPI(lifespan=guard.lifespan)"), namespace)  # noqa: S102 - the README example, as written
+    fresh_provider.reset_stats()
+    with TestClient(namespace["app"]) as client:
+        assert fresh_provider.stats()["jwks_requests"] == 1  # before the first request
+        assert client.get("/ready").json()["ready"] is True
+        response = client.get("/products", headers=bearer(fresh_provider.token()))
+        assert response.json() == {"caller": "shop-reader"}
+        assert client.get("/products").status_code == 401
+        assert fresh_provider.stats()["jwks_requests"] == 1

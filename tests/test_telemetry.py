@@ -6,6 +6,7 @@ No `from __future__ import annotations`: FastAPI reads the routes' annotations a
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -15,12 +16,14 @@ import pytest
 from fastapi import FastAPI, Security
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_support import Recorded, key, otel, recorder
+from readme import block
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.testclient import TestClient
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket
 
 from logto_guard import _asgi, telemetry
 from logto_guard.errors import InsufficientScope
@@ -299,3 +302,125 @@ def test_default_hooks_use_the_api_when_installed() -> None:
     assert type(telemetry.hooks) is telemetry.OTelHooks
     assert type(telemetry.configure(enabled=False)) is telemetry.Hooks
     assert type(telemetry.configure()) is telemetry.OTelHooks
+
+
+PROMETHEUS_CHECK = """
+import os, sys
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient, WebSocketDenialResponse
+from starlette.websockets import WebSocket
+
+from logto_guard import LogtoGuard, TokenVerifier
+
+async def hello(request):
+    return PlainTextResponse("ok")
+
+issuer, audience, token = sys.argv[1:4]
+guard = LogtoGuard(Starlette(routes=[Route("/", hello)]),
+                   verifier=TokenVerifier(issuer, audience=audience))
+with TestClient(guard) as client:
+    answers = [client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code
+               for _ in range(2)] + [client.get("/").status_code]
+assert answers == [200, 200, 401], answers
+text = httpx.get(f"http://127.0.0.1:{os.environ['METRICS_PORT']}/metrics").text
+for family in text_string_to_metric_families(text):
+    for sample in family.samples:
+        if sample.name.startswith("logto_guard"):
+            # Prometheus adds otel_scope_* labels, and '' for an attribute a series lacks
+            labels = [(k, v) for k, v in sorted(sample.labels.items())
+                      if v and not k.startswith("otel_scope_")]
+            print(sample.name, labels, sample.value)
+"""
+
+
+def test_readme_prometheus_recipe(oidc_provider: OidcProvider) -> None:
+    """The README's recipe, verbatim, in a process of its own (it sets the global provider)
+    after logto_guard was imported; then a scrape of the endpoint it starts."""
+    import socket
+
+    recipe = block("MeterProvider(metric_readers=[PrometheusMetricReader()])")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = "import logto_guard\n" + recipe + PROMETHEUS_CHECK
+    argv = [sys.executable, "-c", script, oidc_provider.issuer, SHOP, oidc_provider.token()]
+    env = dict(os.environ, METRICS_PORT=str(port))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = done.stdout.splitlines()
+    issuer = oidc_provider.issuer
+    for expected in (
+        "logto_guard_verifications_total [('cache', 'miss'), ('outcome', 'accepted')] 1.0",
+        "logto_guard_verifications_total [('cache', 'hit'), ('outcome', 'accepted')] 1.0",
+        "logto_guard_verifications_total "
+        "[('cache', 'miss'), ('outcome', 'rejected'), ('reason', 'MissingToken')] 1.0",
+        "logto_guard_verification_duration_seconds_count "
+        "[('cache', 'hit'), ('outcome', 'accepted')] 1.0",
+        f"logto_guard_jwks_fetches_total [('issuer', '{issuer}'), ('result', 'updated')] 1.0",
+    ):
+        assert expected in samples, done.stdout
+    (age,) = [s for s in samples if s.startswith("logto_guard_jwks_key_age_seconds")]
+    assert f"('issuer', '{issuer}')" in age and 0 <= float(age.rsplit(" ", 1)[1]) < 120
+
+
+def test_readme_configure_block() -> None:
+    try:
+        exec(block("trace_verifications=True,  # a span per verified request"), {})  # noqa: S102 - the README example, as written
+        hooks = telemetry.hooks
+        assert isinstance(hooks, telemetry.OTelHooks)
+        assert hooks.record_client_id and hooks.trace_verifications
+    finally:
+        telemetry.configure()
+    assert not telemetry.hooks.record_client_id
+
+
+def test_client_id_attribute_sets_are_capped(oidc_provider: OidcProvider) -> None:
+    for recorded in recorder(record_client_id=True):
+        hooks = telemetry.hooks
+        assert isinstance(hooks, telemetry.OTelHooks)
+        for n in range(telemetry.MAX_ATTRIBUTE_SETS + 5):
+            token = AccessToken.from_claims(
+                {**oidc_provider.default_claims(), "client_id": f"app-{n}"}, frozenset()
+            )
+            hooks.done({telemetry.TOKEN_KEY: token}, None)
+        counts = recorded.counts(VERIFICATIONS)
+        assert len(counts) == telemetry.MAX_ATTRIBUTE_SETS + 1
+        assert counts[key(outcome="accepted", cache="miss")] == 5  # the overflow, no client_id
+        assert sum(counts.values()) == telemetry.MAX_ATTRIBUTE_SETS + 5
+
+
+def test_websocket_counted_at_its_handshake(oidc_provider: OidcProvider, otel: Recorded) -> None:
+    @require_scopes("read:products")
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        # Counted once the handshake is answered, not when the connection closes.
+        assert otel.counts(VERIFICATIONS) == {key(outcome="accepted", cache="miss"): 1}
+        await websocket.send_text("hi")
+        await websocket.close()
+
+    @require_scopes("write:products")
+    async def admin(websocket: WebSocket) -> None:  # pragma: no cover - refused before
+        await websocket.accept()
+
+    verifier = TokenVerifier(oidc_provider.issuer, audience=SHOP)
+    routes = [WebSocketRoute("/feed", feed), WebSocketRoute("/admin", admin)]
+    app = Starlette(routes=routes, middleware=[Middleware(LogtoGuard, verifier=verifier)])
+    token = oidc_provider.token()
+    with TestClient(app) as client:
+        with client.websocket_connect("/feed", headers=bearer(token)) as ws:
+            assert ws.receive_text() == "hi"
+        with (
+            pytest.raises(WebSocketDenialResponse),
+            client.websocket_connect("/admin", headers=bearer(token)),
+        ):
+            pass  # pragma: no cover - the handshake is refused
+    assert otel.counts(VERIFICATIONS) == {
+        key(outcome="accepted", cache="miss"): 1,
+        key(
+            outcome="rejected", error="insufficient_scope", reason="InsufficientScope", cache="hit"
+        ): 1,
+    }

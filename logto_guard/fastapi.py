@@ -92,14 +92,17 @@ def _ensure_handler(scope: Mapping[str, Any]) -> None:
 
 
 async def _record_decision(request: HTTPConnection) -> AsyncIterator[None]:
-    """Without `LogtoGuard`: record the request's final decision once the route is done (a
-    FastAPI dependency runs once per request, so several `Security(guard)` count once)."""
-    alone = TOKEN_KEY not in request.scope  # else the middleware records
+    """Without `LogtoGuard`: record the request's final decision once the route is done."""
+    scope = request.scope
+    # Behind the middleware it records; and FastAPI versions that cache dependencies per
+    # security scopes run this once per distinct set: the first one records.
+    alone = TOKEN_KEY not in scope and telemetry.RECORDER_KEY not in scope
+    scope[telemetry.RECORDER_KEY] = True
     try:
         yield
     finally:
         if alone:
-            telemetry.hooks.done(request.scope, request.scope.get(telemetry.VERIFIER_KEY))
+            telemetry.hooks.done(scope, scope.get(telemetry.VERIFIER_KEY))
 
 
 class LogtoSecurity(OAuth2):

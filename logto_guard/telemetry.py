@@ -53,6 +53,7 @@ TOKEN_KEY = "logto_guard.token"  # noqa: S105 - a scope key, not a secret
 DECISION_KEY = "logto_guard.decision"
 VERIFICATION_KEY = "logto_guard.verification"
 VERIFIER_KEY = "logto_guard.verifier"  # the FastAPI dependency's verifier, when it verified
+RECORDER_KEY = "logto_guard.recorder"  # set once the FastAPI dependency's recorder is in place
 
 #: Histogram buckets, seconds: a cache hit is ~2 µs, a first-seen token ~0.1-1 ms, a cold
 #: start waits for a JWKS fetch (up to the fetch timeout).

@@ -3,6 +3,7 @@ vs without OpenTelemetry, measured interleaved in one run.
 
     .venv/bin/python bench/otel_cost.py                 # both parts (about two minutes)
     .venv/bin/python bench/otel_cost.py --rounds 3 --requests 500 --seconds 2   # quick look
+    .venv/bin/python bench/otel_cost.py --in-process-only   # part 2 only (no wrk needed)
 
 A request carries a token the guard has verified before (a verified-token cache hit).
 
@@ -291,12 +292,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="in process, per round")
     parser.add_argument("--seconds", type=int, default=4, help="end to end, per wrk run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--in-process-only", action="store_true", help="skip part 1 (no wrk)")
     args = parser.parse_args()
     if not (1 <= args.rounds <= 100 and 10 <= args.requests <= 100_000):
         parser.error("--rounds must be 1-100 and --requests 10-100000")
     if not (1 <= args.seconds <= 60 and 1 <= args.connections <= 256):
         parser.error("--seconds must be 1-60 and --connections 1-256")
-    rows = {"HTTP (uvicorn + wrk)": end_to_end(args.rounds, args.seconds, args.connections)}
+    rows = {}
+    if not args.in_process_only:
+        rows["HTTP (uvicorn + wrk)"] = end_to_end(args.rounds, args.seconds, args.connections)
     rows.update(asyncio.run(measure(args.rounds, args.requests)))
     print(f"reused-token request path, {args.rounds} interleaved rounds; CPU time per request")
     print(f"{'path':<22}{'without OTel':>14}{'with SDK':>12}{'median ratio':>15}  range")

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -424,3 +425,15 @@ def test_websocket_counted_at_its_handshake(oidc_provider: OidcProvider, otel: R
             outcome="rejected", error="insufficient_scope", reason="InsufficientScope", cache="hit"
         ): 1,
     }
+
+
+def test_cost_benchmark_runs() -> None:
+    """bench/otel_cost.py's in-process part, tiny: it checks that the reader saw every request."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "otel_cost.py"
+    argv = [sys.executable, str(script), "--in-process-only", "--rounds", "2", "--requests", "50"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:]}
+    assert sorted(rows) == ["Starlette route", "bare ASGI app"], done.stdout
+    for plain, _, otel_us, _, ratio, _ in rows.values():
+        assert float(plain) > 0 and float(otel_us) > 0 and float(ratio.rstrip("x")) > 0

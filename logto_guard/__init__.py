@@ -32,6 +32,7 @@ from .errors import (
 from .jwks_cache import JWKSCache
 from .metadata import ProtectedResourceMetadata
 from .middleware import LogtoGuard, LogtoUser, get_access_token
+from .readiness import IssuerStatus, Readiness, ReadinessEndpoint
 from .scopes import require_organization, require_scopes
 from .token import AccessToken
 from .verifier import TokenVerifier
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidSignature",
     "InvalidToken",
     "InvalidTokenType",
+    "IssuerStatus",
     "JWKSCache",
     "KeySetUnavailable",
     "LogtoGuard",
@@ -59,6 +61,8 @@ __all__ = [
     "MalformedToken",
     "MissingToken",
     "ProtectedResourceMetadata",
+    "Readiness",
+    "ReadinessEndpoint",
     "TokenRequestError",
     "TokenVerifier",
     "UnknownSigningKey",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import telemetry
 from ._http import HTTP_ERRORS, AnyAsyncClient
 from ._json import loads_object
 from ._version import __version__
@@ -63,7 +64,8 @@ async def fetch_json(
     max_bytes: int = 512 * 1024,
 ) -> FetchResult:
     try:
-        return await asyncio.wait_for(_fetch(client, url, etag, max_bytes), timeout)
+        with telemetry.hooks.http_get(url) as span:
+            return await asyncio.wait_for(_fetch(client, url, etag, max_bytes, span), timeout)
     except asyncio.TimeoutError:
         raise FetchError(f"GET {url} took longer than {timeout:g} s") from None
     except HTTP_ERRORS as exc:  # either client family's
@@ -71,12 +73,13 @@ async def fetch_json(
 
 
 async def _fetch(
-    client: AnyAsyncClient, url: str, etag: str | None, max_bytes: int
+    client: AnyAsyncClient, url: str, etag: str | None, max_bytes: int, span: telemetry.Span
 ) -> FetchResult:
     headers = {"Accept": "application/json, application/jwk-set+json", "User-Agent": USER_AGENT}
     if etag:
         headers["If-None-Match"] = etag
     async with client.stream("GET", url, headers=headers, follow_redirects=False) as response:
+        span.status(response.status_code)
         if response.status_code == 304 and etag:
             return FetchResult(None, etag)
         if response.status_code != 200:

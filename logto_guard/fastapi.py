@@ -23,10 +23,11 @@ This module is the only one that imports fastapi (the `fastapi` extra).
 # No `from __future__ import annotations` here: FastAPI reads these signatures at runtime and
 # cannot resolve string annotations on a callable instance.
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Security
+from fastapi import Depends, FastAPI, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials
 from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.security import OAuth2, SecurityScopes
@@ -35,6 +36,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from . import telemetry
 from ._asgi import (
     TOKEN_KEY,
     ErrorResponder,
@@ -46,6 +48,7 @@ from ._asgi import (
 from .bearer import is_scope_token
 from .errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
 from .middleware import LogtoUser
+from .readiness import KeyWarmer, Readiness, verifier_readiness
 from .scopes import check_organization
 from .token import AccessToken
 
@@ -88,6 +91,20 @@ def _ensure_handler(scope: Mapping[str, Any]) -> None:
         handlers[0].setdefault(LogtoAuthError, auth_error_handler)
 
 
+async def _record_decision(request: HTTPConnection) -> AsyncIterator[None]:
+    """Without `LogtoGuard`: record the request's final decision once the route is done."""
+    scope = request.scope
+    # Behind the middleware it records; and FastAPI versions that cache dependencies per
+    # security scopes run this once per distinct set: the first one records.
+    alone = TOKEN_KEY not in scope and telemetry.RECORDER_KEY not in scope
+    scope[telemetry.RECORDER_KEY] = True
+    try:
+        yield
+    finally:
+        if alone:
+            telemetry.hooks.done(scope, scope.get(telemetry.VERIFIER_KEY))
+
+
 class LogtoSecurity(OAuth2):
     """A FastAPI security dependency that returns the request's verified `AccessToken`.
 
@@ -95,8 +112,11 @@ class LogtoSecurity(OAuth2):
     API's permissions for the OpenAPI document. With `auto_error=False` a request without
     credentials gets None instead of a 401 (a bad token is still a 401). Behind `LogtoGuard`,
     challenges use the middleware's realm and `resource_metadata`; alone, `realm` and
-    `resource_metadata_url` here. The verifier is not closed for you: share it with the
-    middleware (which closes it on shutdown) or `await verifier.aclose()` in your lifespan.
+    `resource_metadata_url` here. Without the middleware,
+    `FastAPI(lifespan=guard.lifespan)` fetches the keys at startup (retrying in the background
+    if Logto is down) and closes the verifier on shutdown; else share the verifier with the
+    middleware (which closes it) or `await verifier.aclose()` in your lifespan. `readiness()`
+    says whether keys are loaded and fresh.
     """
 
     def __init__(
@@ -136,7 +156,10 @@ class LogtoSecurity(OAuth2):
         self.allow_query_token = allow_query_token
 
     async def __call__(  # type: ignore[override]
-        self, security_scopes: SecurityScopes, request: HTTPConnection
+        self,
+        security_scopes: SecurityScopes,
+        request: HTTPConnection,
+        _decision: Annotated[None, Depends(_record_decision)] = None,
     ) -> AccessToken | None:
         try:
             token = await self._token(request)
@@ -156,7 +179,11 @@ class LogtoSecurity(OAuth2):
         if TOKEN_KEY in scope:  # LogtoGuard (or an earlier call) already looked
             found = scope[TOKEN_KEY]
             return found if isinstance(found, AccessToken) else None
-        token = await authenticate(scope, self.verifier, allow_query=self.allow_query_token)
+        started, scope[telemetry.VERIFIER_KEY] = telemetry.hooks.start(), self.verifier
+        try:
+            token = await authenticate(scope, self.verifier, allow_query=self.allow_query_token)
+        finally:
+            telemetry.hooks.verified(scope, started)
         scope[TOKEN_KEY] = token
         if token is not None:
             scope["auth"], scope["user"] = token, LogtoUser(token)
@@ -165,7 +192,23 @@ class LogtoSecurity(OAuth2):
     def error(self, request: HTTPConnection, error: AuthError) -> LogtoAuthError:
         """The exception to raise for `error`, answered like the middleware would."""
         _ensure_handler(request.scope)
+        telemetry.decide(request.scope, error)
         return LogtoAuthError(error, responder_for(request.scope, self.responder))
+
+    def readiness(self) -> Readiness:
+        """Keys loaded and confirmed within `max_stale` for every issuer, and the last error."""
+        return verifier_readiness(self.verifier)
+
+    @asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Fetch the keys at startup (never fails the startup); close the verifier at the end."""
+        warmer = KeyWarmer(self.verifier)
+        await warmer.start()
+        try:
+            yield
+        finally:
+            await warmer.stop()
+            await self.verifier.aclose()
 
     def organization(self, path_param: str = "org_id") -> Callable[..., Awaitable[AccessToken]]:
         """A dependency that also requires the token's `organization_id` to equal a path

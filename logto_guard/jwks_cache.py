@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from . import telemetry
 from ._fetch import FetchError, FetchResult, check_url, fetch_json
 from ._http import AnyAsyncClient, httpx
 from .errors import KeySetUnavailable, UnknownSigningKey
@@ -131,6 +132,7 @@ class JWKSCache:
     async def _fetch(self) -> None:
         started = self._last_fetch = self._clock()
         self.fetch_count += 1
+        span, changed = telemetry.hooks.jwks_fetch_started(self), False
         try:
             try:
                 # One deadline for discovery and JWKS together: a cold start waits at most that.
@@ -141,7 +143,7 @@ class JWKSCache:
                 # Same content keeps the same KeySet object: the verified-token cache stays valid.
                 self.keys = parse_jwks(result.document, self.algorithms, self.max_keys)
                 self._document = result.document
-                logger.debug("JWKS of %s loaded: %d usable keys", self.issuer, len(self.keys))
+                changed = True  # logged by telemetry, with the kids
             if result.document is not None:
                 self._etag = result.etag
         except (FetchError, ValueError) as exc:
@@ -149,6 +151,7 @@ class JWKSCache:
             self._failures += 1
             backoff = min(self.cooldown * 2 ** (self._failures - 1), 300.0)
             self._retry_at = started + min(backoff, self.ttl)
+            telemetry.hooks.jwks_fetch_done(self, span, "failed")
             level = logging.WARNING if started < self._stale_until else logging.ERROR
             logger.log(
                 level,
@@ -161,18 +164,26 @@ class JWKSCache:
                 if started < self._stale_until
                 else "the last good keys are past max_stale",
                 self._retry_at - started,
+                extra={"issuer": self.issuer, "reason": "fetch_failed"},
             )
         except Exception as exc:
             self.last_error = f"unexpected {type(exc).__name__}"
             self._failures += 1
             self._retry_at = started + self.cooldown
-            logger.exception("unexpected error while fetching the JWKS of %s", self.issuer)
+            telemetry.hooks.jwks_fetch_done(self, span, "failed")
+            logger.exception(
+                "unexpected error while fetching the JWKS of %s",
+                self.issuer,
+                extra={"issuer": self.issuer, "reason": "fetch_failed"},
+            )
         else:
             self.last_error = None
             self._failures = 0
             self._retry_at = 0.0
             self._fresh_until = started + self.ttl
             self._stale_until = started + self.max_stale
+            status = "updated" if result.document is not None else "not_modified"
+            telemetry.hooks.jwks_fetch_done(self, span, status, changed=changed)
         finally:
             self._inflight = None
 

@@ -31,6 +31,7 @@ from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedU
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import telemetry
 from ._asgi import (
     RESPONDER_KEY,
     TOKEN_KEY,
@@ -44,6 +45,7 @@ from ._asgi import (
 )
 from .errors import AuthError, ConfigurationError, MissingToken
 from .metadata import ProtectedResourceMetadata
+from .readiness import KeyWarmer, Readiness, ReadinessEndpoint, verifier_readiness
 from .token import AccessToken
 
 __all__ = ["LogtoGuard", "LogtoUser", "get_access_token"]
@@ -107,8 +109,11 @@ class LogtoGuard:
     `public_url="https://api.example.com"`: the metadata is served under that URL's path and
     challenges name it, while the document's `resource` stays the identifier.
 
-    On lifespan shutdown the verifier's HTTP client is closed (`close_verifier=False` keeps a
-    shared verifier open).
+    On lifespan startup the signing keys are fetched (`warm_start=False` skips it); if Logto is
+    down the app starts anyway and the fetch is retried in the background. `readiness()` says
+    whether keys are loaded and fresh; `readiness_path="/ready"` serves it for a probe (200 or
+    503, no token needed). On lifespan shutdown the verifier's HTTP client is closed
+    (`close_verifier=False` keeps a shared verifier open).
     """
 
     def __init__(
@@ -129,6 +134,8 @@ class LogtoGuard:
         public_url: str | None = None,
         serve_metadata: bool = True,
         close_verifier: bool = True,
+        warm_start: bool = True,
+        readiness_path: str | None = None,
     ) -> None:
         if mode not in ("required", "optional"):
             raise ConfigurationError("mode must be 'required' or 'optional'")
@@ -140,6 +147,11 @@ class LogtoGuard:
         self.allow_query_token = allow_query_token
         self.close_verifier = close_verifier
         self._public_exact, self._public_prefixes = _compile_paths(public_paths)
+        self.warmer = KeyWarmer(self.verifier) if warm_start else None
+        if readiness_path is not None and not readiness_path.startswith("/"):
+            raise ConfigurationError(f"readiness_path {readiness_path!r} must start with '/'")
+        self.readiness_path = readiness_path
+        self._readiness_endpoint = ReadinessEndpoint(self)
 
         self.metadata: ProtectedResourceMetadata | None = None
         if serve_metadata:
@@ -184,6 +196,9 @@ class LogtoGuard:
         ):
             await self.metadata(scope, receive, send)
             return
+        if self.readiness_path is not None and route_path(scope) == self.readiness_path:
+            await self._readiness_endpoint(scope, receive, send)
+            return
 
         scope[RESPONDER_KEY] = self.responder
         if self._is_public(route_path(scope)):
@@ -191,14 +206,16 @@ class LogtoGuard:
             await self._call_app(scope, receive, send)
             return
 
+        started = telemetry.hooks.start()
         try:
             token = await authenticate(scope, self.verifier, allow_query=self.allow_query_token)
             if token is None and self.mode == "required":
                 raise MissingToken()
         except AuthError as error:
-            logger.debug("request refused: %s (%s)", type(error).__name__, error.description)
+            telemetry.hooks.refused(scope, self.verifier, started, error)  # logs it too
             await self.responder.send(error, scope, receive, send)
             return
+        telemetry.hooks.verified(scope, started)
 
         scope[TOKEN_KEY] = token
         if token is None:
@@ -209,18 +226,22 @@ class LogtoGuard:
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; an `AuthError` it raises before answering (e.g. from
-        `get_access_token`) becomes the matching answer instead of a 500."""
+        `get_access_token`) becomes the matching answer instead of a 500.
+
+        The request's final decision is recorded when the answer starts: route checks have
+        run by then (a WebSocket is counted at its handshake, not when it closes)."""
         started = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if message["type"] in (
+            if not started and message["type"] in (
                 "http.response.start",
                 "websocket.accept",
                 "websocket.close",
                 "websocket.http.response.start",
             ):
                 started = True
+                telemetry.hooks.done(scope, self.verifier)
             await send(message)
 
         try:
@@ -228,10 +249,22 @@ class LogtoGuard:
         except AuthError as error:
             if started:
                 raise
-            await responder_for(scope, self.responder).send(error, scope, receive, send)
+            telemetry.decide(scope, error)
+            await responder_for(scope, self.responder).send(error, scope, receive, tracking_send)
+        finally:
+            if not started:  # the app failed without answering
+                telemetry.hooks.done(scope, self.verifier)
+
+    def readiness(self) -> Readiness:
+        """Keys loaded and confirmed within `max_stale` for every issuer, and the last error."""
+        return verifier_readiness(self.verifier)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
+            if self.warmer is not None and message["type"] == "lifespan.startup.complete":
+                await self.warmer.start()
+            if self.warmer is not None and message["type"].startswith("lifespan.shutdown."):
+                await self.warmer.stop()
             if self.close_verifier and message["type"] in (
                 "lifespan.shutdown.complete",
                 "lifespan.shutdown.failed",

@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from . import telemetry
 from ._asgi import TOKEN_KEY, responder_for
 from .bearer import is_scope_token
 from .errors import AuthError, ConfigurationError, InsufficientScope, MissingToken
@@ -118,6 +119,7 @@ def _guard(func: Callable[_P, Any], check: _Check) -> Callable[_P, Any]:
             websocket: WebSocket = connection(args, kwargs)
             error = check(websocket)
             if error is not None:
+                telemetry.decide(websocket.scope, error)
                 await responder_for(websocket.scope).send(
                     error, websocket.scope, websocket.receive, websocket.send
                 )
@@ -150,4 +152,5 @@ def _guard(func: Callable[_P, Any], check: _Check) -> Callable[_P, Any]:
 
 
 def _response(conn: HTTPConnection, error: AuthError) -> Response:
+    telemetry.decide(conn.scope, error)
     return responder_for(conn.scope).response(error)

@@ -23,6 +23,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from . import telemetry
 from .errors import (
     ConfigurationError,
     ExpiredToken,
@@ -121,6 +122,7 @@ class TokenVerifier:
         return await self._verify_signed(token)
 
     async def _verify_signed(self, token: str) -> AccessToken:
+        telemetry.hooks.cache_miss()
         jws = parse_compact(token, self.max_token_length)
         algorithm, kid = self._check_header(jws.header)
         key = await self.jwks.get_key(kid, algorithm)

@@ -12,9 +12,16 @@ from logto_guard import ClientCredentials
 API_RESOURCE = "https://shopping.api"
 
 
+BODY_WIDTH = 96
+
+
 def _show(label: str, response: httpx.Response) -> None:
     challenge = response.headers.get("www-authenticate")
-    print(f"  {label:<44} -> {response.status_code} {response.text[:90]}")
+    body = response.text
+    if len(body) > BODY_WIDTH:  # cut at a comma, and say so
+        cut = body.rfind(",", 0, BODY_WIDTH - 3) + 1 or BODY_WIDTH - 3
+        body = body[:cut] + "..."
+    print(f"  {label:<44} -> {response.status_code} {body}")
     if challenge:
         print(f"  {'':<44}    WWW-Authenticate: {challenge}")
 

@@ -224,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SCOPE",
         help=(
-            "scope to request; repeat it or give several separated by spaces "
-            f"(env {ENV_SCOPES})"
+            f"scope to request; repeat it or give several separated by spaces (env {ENV_SCOPES})"
         ),
     )
     token.add_argument(

@@ -208,7 +208,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error", "error_description"],
 }
 _ERROR_RESPONSES = {
-    "401": "No token, or an invalid one (`WWW-Authenticate: Bearer ... error=\"invalid_token\"`)",
+    "401": 'No token, or an invalid one (`WWW-Authenticate: Bearer ... error="invalid_token"`)',
     "403": "Valid token without the scopes this operation needs (`insufficient_scope`)",
 }
 

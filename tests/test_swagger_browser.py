@@ -26,6 +26,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+try:
+    from readme import block
+except ImportError:  # pragma: no cover - tests/ imported as a package
+    from .readme import block
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOT = ARTIFACTS / "swagger-authorize.png"
@@ -73,7 +78,7 @@ def served_demo() -> Iterator[dict[str, str]]:
         text=True,
     )
     assert process.stdout is not None
-    found: dict[str, str] = {}
+    found: dict[str, str] = {"output": ""}
     lines: list[str] = []
     done = threading.Event()
 
@@ -86,6 +91,7 @@ def served_demo() -> Iterator[dict[str, str]]:
             if m := re.search(r"client_id (shop-writer)  client_secret (\S+)", line):
                 found["client_id"], found["client_secret"] = m.groups()
             if "defaults resource to" in line:
+                found["output"] = "".join(lines)
                 done.set()
         done.set()
 
@@ -101,6 +107,13 @@ def served_demo() -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:  # pragma: no cover
             process.kill()
             process.wait()
+
+
+def test_serve_prints_what_the_readme_shows(served_demo: dict[str, str]) -> None:
+    shown = block("Swagger UI: Authorize, then paste")
+    # The README shows --port 8000; the test asks for a free port.
+    port = served_demo["url"].rsplit(":", 1)[1]
+    assert shown.replace(":8000", f":{port}") in served_demo["output"], served_demo["output"]
 
 
 def test_authorize_and_try_it_out(playwright_sync: object, served_demo: dict[str, str]) -> None:

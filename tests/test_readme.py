@@ -423,3 +423,36 @@ def test_scripts_test_is_what_ci_runs() -> None:
     script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
     for step in ("ruff check", "mypy", "-m pytest"):
         assert step in script, f"scripts/test does not run {step}"
+
+
+# -- what the README says about Starlette's requires() -----------------------------------------
+
+
+def test_starlette_requires_answers_plain_text_and_require_scopes_rfc_6750() -> None:
+    from starlette.applications import Starlette
+    from starlette.authentication import requires
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from logto_guard import LogtoGuard, require_scopes
+
+    async def ok(request: Any) -> JSONResponse:
+        return JSONResponse({})
+
+    issuer = LocalIssuer()
+    app = Starlette(
+        routes=[
+            Route("/starlette", requires("write:products")(ok)),
+            Route("/logto", require_scopes("write:products")(ok)),
+        ]
+    )
+    guarded = LogtoGuard(app, verifier=issuer.verifier(audience=API))
+    headers = {"Authorization": f"Bearer {issuer.mint(scopes=['read:products'])}"}
+    with TestClient(guarded) as client:
+        plain = client.get("/starlette", headers=headers)
+        rfc = client.get("/logto", headers=headers)
+    assert plain.status_code == 403 and rfc.status_code == 403
+    assert plain.text == "Forbidden" and "www-authenticate" not in plain.headers
+    assert rfc.json()["error"] == "insufficient_scope"
+    assert 'scope="write:products"' in rfc.headers["www-authenticate"]

@@ -175,3 +175,12 @@ def authorize_and_execute(page: Any, url: str, credentials: dict[str, str]) -> N
     status.first.wait_for()
     assert status.first.inner_text().strip() == "200"
     assert "Keyboard" in operation.locator(".live-responses-table").inner_text()
+
+
+def test_a_missing_browser_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="scripts/bootstrap installs it"):
+        _missing_browser("no Chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        _missing_browser("no Chromium")

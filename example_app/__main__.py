@@ -5,7 +5,8 @@ Logto tenant (LOGTO_WRITER_APP_ID / LOGTO_WRITER_APP_SECRET optionally add a sec
 write:products). With nothing set, it starts an embedded local issuer (logto_guard.testing's
 LocalIssuer, Logto-shaped tokens and endpoints on a loopback port) with two apps.
 Then it serves the shopping API with uvicorn on a free loopback port and runs the client flow.
-`--serve` only serves the API (port from --port) until Ctrl-C.
+`--serve` only serves the API (port from --port, 0 for a free one) until Ctrl-C, and prints
+what to paste into Swagger UI's Authorize dialog.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from logto_guard import TokenVerifier
 from logto_guard.testing import LocalIssuer, LoopbackServer
@@ -25,6 +27,26 @@ from .client import API_RESOURCE, run_flow
 
 READER = ("shop-reader", "reader-secret-for-the-demo")
 WRITER = ("shop-writer", "writer-secret-for-the-demo")
+READER_SCOPES = {API_RESOURCE: ["read:products"]}
+WRITER_SCOPES = {API_RESOURCE: ["read:products", "write:products"]}
+
+
+@dataclass
+class Tenant:
+    endpoint: str
+    resource: str
+    reader: tuple[str, str]
+    writer: tuple[str, str] | None
+    local: LocalIssuer | None = None  # the embedded issuer, when no tenant was configured
+
+    def allow_browser(self, api_url: str) -> list[str]:
+        """Let Swagger UI on `api_url` get tokens: CORS for its origins (Logto: the app's
+        "CORS allowed origins"). The embedded issuer already defaults `resource`."""
+        origins = [api_url, api_url.replace("://127.0.0.1:", "://localhost:")]
+        if self.local is not None:
+            self.local.register_app(*READER, READER_SCOPES, cors_origins=origins)
+            self.local.register_app(*WRITER, WRITER_SCOPES, cors_origins=origins)
+        return list(dict.fromkeys(origins))
 
 
 def serve_api(verifier: TokenVerifier, port: int = 0) -> LoopbackServer:
@@ -33,7 +55,7 @@ def serve_api(verifier: TokenVerifier, port: int = 0) -> LoopbackServer:
 
 
 @contextlib.contextmanager
-def tenant() -> Iterator[tuple[str, str, tuple[str, str], tuple[str, str] | None]]:
+def tenant() -> Iterator[Tenant]:
     env = os.environ
     names = ("LOGTO_ENDPOINT", "LOGTO_API_RESOURCE", "LOGTO_APP_ID", "LOGTO_APP_SECRET")
     if all(env.get(n) for n in names):
@@ -41,7 +63,7 @@ def tenant() -> Iterator[tuple[str, str, tuple[str, str], tuple[str, str] | None
         if env.get("LOGTO_WRITER_APP_ID") and env.get("LOGTO_WRITER_APP_SECRET"):
             writer = (env["LOGTO_WRITER_APP_ID"], env["LOGTO_WRITER_APP_SECRET"])
         print(f"Using the Logto tenant at {env['LOGTO_ENDPOINT']}")
-        yield (
+        yield Tenant(
             env["LOGTO_ENDPOINT"],
             env["LOGTO_API_RESOURCE"],
             (env["LOGTO_APP_ID"], env["LOGTO_APP_SECRET"]),
@@ -51,32 +73,59 @@ def tenant() -> Iterator[tuple[str, str, tuple[str, str], tuple[str, str] | None
     if any(env.get(n) for n in names):
         missing = [n for n in names if not env.get(n)]
         raise SystemExit(f"set all of {', '.join(names)} (missing: {', '.join(missing)})")
-    issuer = LocalIssuer()
-    issuer.register_app(*READER, {API_RESOURCE: ["read:products"]})
-    issuer.register_app(*WRITER, {API_RESOURCE: ["read:products", "write:products"]})
+    # default_resource: Swagger UI cannot send `resource`; Logto uses its default API then.
+    issuer = LocalIssuer(default_resource=API_RESOURCE)
+    issuer.register_app(*READER, READER_SCOPES)
+    issuer.register_app(*WRITER, WRITER_SCOPES)
     with issuer.serve() as endpoint:
         print(f"No LOGTO_* variables set: embedded local issuer at {endpoint}/oidc (ES384)")
-        yield endpoint, API_RESOURCE, READER, WRITER
+        yield Tenant(endpoint, API_RESOURCE, READER, WRITER, issuer)
+
+
+def serve(found: Tenant, verifier: TokenVerifier, port: int) -> int:
+    with serve_api(verifier, port) as url:
+        origins = found.allow_browser(url)
+        print(f"Shopping API on {url} (docs at {url}/docs); Ctrl-C stops it")
+        if found.local is not None:
+            print(
+                "Swagger UI: Authorize, then paste\n"
+                f"  client_id {WRITER[0]}  client_secret {WRITER[1]}"
+                "  (read:products write:products)\n"
+                f"  client_id {READER[0]}  client_secret {READER[1]}  (read:products)\n"
+                f"The embedded issuer allows CORS from {' and '.join(origins)} and defaults "
+                f"resource to {found.resource}.",
+                flush=True,
+            )
+        else:
+            print(
+                "Swagger UI: Authorize with your M2M app's id and secret. The tenant needs "
+                f"{found.resource} as its default API and {' or '.join(origins)} in the app's "
+                "CORS allowed origins.",
+                flush=True,
+            )
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m example_app", description=__doc__)
     parser.add_argument("--serve", action="store_true", help="only serve the API")
-    parser.add_argument("--port", type=int, default=8000, help="port for --serve")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve (0: any)")
     args = parser.parse_args(argv)
-    with tenant() as (endpoint, resource, reader, writer):
-        verifier = TokenVerifier(endpoint=endpoint, audience=resource)
+    with tenant() as found:
+        verifier = TokenVerifier(endpoint=found.endpoint, audience=found.resource)
         if args.serve:
-            with serve_api(verifier, args.port) as url:
-                print(f"Shopping API on {url} (docs at {url}/docs); Ctrl-C stops it")
-                with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(3600)
-            return 0
+            return serve(found, verifier, args.port)
         with serve_api(verifier) as url:
-            print(f"Shopping API on {url}, protected by LogtoGuard (audience {resource})\n")
+            print(f"Shopping API on {url}, protected by LogtoGuard (audience {found.resource})\n")
             statuses = run_flow(
-                url, endpoint=endpoint, resource=resource, reader=reader, writer=writer
+                url,
+                endpoint=found.endpoint,
+                resource=found.resource,
+                reader=found.reader,
+                writer=found.writer,
             )
     expected = {
         "GET /products (read:products)": 200,
@@ -85,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "GET /products without a token": 401,
         "GET /products with a forged token": 401,
     }
-    if writer is not None:
+    if found.writer is not None:
         expected["POST /products with write:products"] = 201
     wrong = {k: v for k, v in statuses.items() if expected.get(k) != v}
     print("\nAll steps answered as expected." if not wrong else f"\nUnexpected answers: {wrong}")

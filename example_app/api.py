@@ -3,6 +3,8 @@
 `GET /products` needs `read:products`, `POST /products` needs `write:products`, `GET /whoami`
 shows who called, `GET /orgs/{org_id}/products` needs a token for that Logto organization, and
 `/health` is public. The middleware verifies every token; the routes only state what they need.
+The docs (`/docs`, `/redoc`) load Swagger UI and ReDoc from the files the `fastapi-offline`
+package ships, not from a CDN, so they work offline.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Security
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from logto_guard import AccessToken, TokenVerifier
-from logto_guard.fastapi import LogtoSecurity
+from logto_guard.fastapi import LogtoSecurity, document_errors
 from logto_guard.middleware import LogtoGuard
 
 SCOPES = {"read:products": "Read products", "write:products": "Create products"}
+DOCS_STATIC = "/static-offline-docs"  # where fastapi-offline serves Swagger UI's and ReDoc's files
+PUBLIC_PATHS = ["/health", "/docs", "/redoc", "/openapi.json", DOCS_STATIC]
 
 
 class NewProduct(BaseModel):
@@ -25,7 +30,7 @@ class NewProduct(BaseModel):
 
 
 def create_app(verifier: TokenVerifier) -> FastAPI:
-    app = FastAPI(title="Online shopping API", version="1.0")
+    app: FastAPI = FastAPIOffline(title="Online shopping API", version="1.0")
     guard = LogtoSecurity(verifier, scopes=SCOPES)
     products: list[dict[str, Any]] = [
         {"id": 1, "name": "Keyboard", "price": 49.0},
@@ -71,7 +76,8 @@ def create_app(verifier: TokenVerifier) -> FastAPI:
     app.add_middleware(
         LogtoGuard,
         verifier=verifier,
-        public_paths=["/health", "/docs", "/openapi.json", "/docs/oauth2-redirect"],
+        public_paths=PUBLIC_PATHS,
         scopes_supported=list(SCOPES),
     )
+    document_errors(app)
     return app

@@ -5,16 +5,23 @@ Prints each step so a newcomer sees what happened on the wire.
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from logto_guard import ClientCredentials
 
 API_RESOURCE = "https://shopping.api"
 
 
-def _show(label: str, response: httpx.Response) -> None:
+BODY_WIDTH = 96
+
+
+def _show(label: str, response: httpx2.Response) -> None:
     challenge = response.headers.get("www-authenticate")
-    print(f"  {label:<44} -> {response.status_code} {response.text[:90]}")
+    body = response.text
+    if len(body) > BODY_WIDTH:  # cut at a comma, and say so
+        cut = body.rfind(",", 0, BODY_WIDTH - 3) + 1 or BODY_WIDTH - 3
+        body = body[:cut] + "..."
+    print(f"  {label:<44} -> {response.status_code} {body}")
     if challenge:
         print(f"  {'':<44}    WWW-Authenticate: {challenge}")
 
@@ -36,7 +43,7 @@ def run_flow(
     token = read_auth.get_token()
     print(f"   got an access token ({len(token)} chars), scope read:products")
 
-    with httpx.Client(base_url=api_url, auth=read_auth) as api:
+    with httpx2.Client(base_url=api_url, auth=read_auth) as api:
         print("2. calling the API with Authorization: Bearer <token>")
         for label, method, path in (
             ("GET /products (read:products)", "GET", "/products"),
@@ -47,7 +54,7 @@ def run_flow(
             statuses[label] = response.status_code
             _show(label, response)
 
-    with httpx.Client(base_url=api_url) as anonymous:
+    with httpx2.Client(base_url=api_url) as anonymous:
         print("3. calling the API without a token, and with a forged one")
         response = anonymous.get("/products")
         statuses["GET /products without a token"] = response.status_code
@@ -66,7 +73,7 @@ def run_flow(
             scopes=["read:products", "write:products"],
         )
         print(f"4. token for app {writer[0]!r} with read:products write:products")
-        with httpx.Client(base_url=api_url, auth=write_auth) as api:
+        with httpx2.Client(base_url=api_url, auth=write_auth) as api:
             response = api.post("/products", json={"name": "Cable", "price": 5.0})
             statuses["POST /products with write:products"] = response.status_code
             _show("POST /products with write:products", response)

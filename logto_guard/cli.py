@@ -8,9 +8,9 @@
     logto-guard inspect TOKEN|-
 
 Settings come from the flags, else from the environment: ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID``,
-``LOGTO_APP_SECRET``, ``LOGTO_API_RESOURCE``. Prefer ``LOGTO_APP_SECRET`` to ``--app-secret``
-(command lines are visible to other users of the machine), and ``-`` (read from stdin) to a
-token on the command line.
+``LOGTO_APP_SECRET``, ``LOGTO_API_RESOURCE``, ``LOGTO_SCOPES`` (space-separated). Prefer
+``LOGTO_APP_SECRET`` to ``--app-secret`` (command lines are visible to other users of the
+machine), and ``-`` (read from stdin) to a token on the command line.
 
 Exit codes:
 
@@ -85,6 +85,7 @@ ENV_ENDPOINT: Final = "LOGTO_ENDPOINT"
 ENV_APP_ID: Final = "LOGTO_APP_ID"
 ENV_APP_SECRET: Final = "LOGTO_APP_SECRET"  # noqa: S105 - the variable's name, not a secret
 ENV_API_RESOURCE: Final = "LOGTO_API_RESOURCE"
+ENV_SCOPES: Final = "LOGTO_SCOPES"
 
 DEFAULT_TIMEOUT: Final = 10.0
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {ENV_APP_ID}        M2M app ID (token)\n"
             f"  {ENV_APP_SECRET}    M2M app secret (token)\n"
             f"  {ENV_API_RESOURCE}  API identifier (token: resource, verify: audience)\n"
+            f"  {ENV_SCOPES}        scopes to request, space-separated (token)\n"
             "\n" + EXIT_CODES_HELP
         ),
         formatter_class=formatter,
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {ENV_APP_ID}        --app-id\n"
             f"  {ENV_APP_SECRET}    --app-secret (prefer this: command lines are visible)\n"
             f"  {ENV_API_RESOURCE}  --resource (ignored with --management-api)\n"
+            f"  {ENV_SCOPES}        --scope, space-separated (ignored with --management-api)\n"
             "\n"
             "examples:\n"
             f"  {ENV_APP_SECRET}=... {PROG} token --endpoint https://t.logto.app \\\n"
@@ -220,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SCOPE",
-        help="scope to request; repeat it or give several separated by spaces",
+        help=(
+            f"scope to request; repeat it or give several separated by spaces (env {ENV_SCOPES})"
+        ),
     )
     token.add_argument(
         "--management-api",
@@ -428,7 +433,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
                 app_secret,
                 endpoint=endpoint,
                 resource=args.resource or _env(ENV_API_RESOURCE),
-                scopes=scopes,
+                scopes=scopes or _split([_env(ENV_SCOPES) or ""]),
                 auth_method=args.auth_method,
             )
     except ConfigurationError as exc:

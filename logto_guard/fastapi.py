@@ -17,6 +17,10 @@ app's handler table the first time it fails, unless one is registered already: n
 up. `install_error_handler(app)` does the same explicitly; a handler registered for the status
 code (`app.exception_handler(401)`) still wins, as in Starlette.
 
+A dependency cannot add responses to the operations that use it, so `document_errors(app)` does
+it on the OpenAPI document: every operation secured by a `LogtoSecurity` lists its 401 (and,
+when it requires scopes, 403) answer with the `{"error", "error_description"}` body schema.
+
 This module is the only one that imports fastapi (the `fastapi` extra).
 """
 
@@ -52,7 +56,13 @@ from .readiness import KeyWarmer, Readiness, verifier_readiness
 from .scopes import check_organization
 from .token import AccessToken
 
-__all__ = ["LogtoAuthError", "LogtoSecurity", "auth_error_handler", "install_error_handler"]
+__all__ = [
+    "LogtoAuthError",
+    "LogtoSecurity",
+    "auth_error_handler",
+    "document_errors",
+    "install_error_handler",
+]
 
 _HANDLERS_KEY = "starlette.exception_handlers"
 
@@ -224,3 +234,88 @@ class LogtoSecurity(OAuth2):
             return token
 
         return organization_token
+
+
+ERROR_SCHEMA_NAME = "LogtoAuthError"
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": ERROR_SCHEMA_NAME,
+    "description": "RFC 6750 error answer; `error` is null when no token was sent.",
+    "type": "object",
+    "properties": {
+        "error": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "examples": ["invalid_token", "insufficient_scope"],
+        },
+        "error_description": {"type": "string"},
+    },
+    "required": ["error", "error_description"],
+}
+_ERROR_RESPONSES = {
+    "401": 'No token, or an invalid one (`WWW-Authenticate: Bearer ... error="invalid_token"`)',
+    "403": "Valid token without the scopes this operation needs (`insufficient_scope`)",
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make `app.openapi()` list the 401/403 answers of operations secured by `LogtoSecurity`.
+
+    Responses an operation already declares for those codes are kept as they are.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        _add_error_responses(schema, _scheme_names(app.routes))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _scheme_names(routes: Sequence[Any]) -> set[str]:
+    names: set[str] = set()
+
+    def walk(dependant: Any) -> None:
+        for dependency in getattr(dependant, "dependencies", ()):
+            call = getattr(dependency, "call", None)
+            if isinstance(call, LogtoSecurity):
+                names.add(call.scheme_name)
+            walk(dependency)
+
+    for route in routes:
+        walk(getattr(route, "dependant", None))
+    return names
+
+
+def _add_error_responses(schema: dict[str, Any], scheme_names: set[str]) -> None:
+    ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
+    used = False
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            requirements = [
+                scopes
+                for requirement in operation.get("security", ())
+                for name, scopes in requirement.items()
+                if name in scheme_names
+            ]
+            if not requirements:
+                continue
+            codes = ["401"] + (["403"] if any(requirements) else [])
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                responses.setdefault(
+                    code,
+                    {
+                        "description": _ERROR_RESPONSES[code],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
+            used = True
+    if used:
+        schema.setdefault("components", {}).setdefault("schemas", {})[ERROR_SCHEMA_NAME] = (
+            ERROR_SCHEMA
+        )

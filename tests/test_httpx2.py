@@ -293,13 +293,13 @@ async def test_readme_client_blocks(
             monkeypatch.setattr(module, name, routed)
 
     namespace: dict[str, object] = {}
-    for marker in (
-        'auth = ClientCredentials(\n    "<app id>"',
-        "products = api.get(",
-        "async def call_both()",
-        "ask the Logto admin for a role with",
+    for source in (
+        block('auth = ClientCredentials(\n    "<app id>"'),
+        block("products = api.get("),
+        block("async def call_both()"),
+        block("ask the Logto admin for a role with"),
     ):
-        exec(block(marker), namespace)  # noqa: S102 - the README's own code
+        exec(source, namespace)  # noqa: S102 - the README's own code
     assert namespace["products"] == [{"id": 1, "name": "Keyboard"}]
     call_both = namespace["call_both"]
     assert await call_both() == [200, 200]  # type: ignore[operator]

@@ -17,6 +17,7 @@ from .issuer import (
     RegisteredApp,
 )
 from .server import LoopbackServer
+from .swap import VerifierSwap, swap_verifier
 
 __all__ = [
     "ORGANIZATION_AUDIENCE_PREFIX",
@@ -25,4 +26,6 @@ __all__ = [
     "LoopbackServer",
     "RecordedRequest",
     "RegisteredApp",
+    "VerifierSwap",
+    "swap_verifier",
 ]

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from .._fetch import is_loopback
 from .._http import MockTransport, Reply, Unreachable, httpx
 from ..token import ORGANIZATION_AUDIENCE_PREFIX
+from .cors import allowed_origins, origin_headers, preflight_headers
 from .keys import Algorithm, SigningKey, b64url, compact_json
 from .server import LoopbackServer
 
@@ -78,6 +79,13 @@ _LOGTO_SCOPES = (
 # RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
 _SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 _CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
+# Routes that answer a CORS preflight, with the methods they allow (oidc-provider's).
+_CORS_ROUTES = {
+    "/token": "POST",
+    "/jwks": "GET",
+    "/.well-known/openid-configuration": "GET",
+    "/.well-known/oauth-authorization-server": "GET",
+}
 
 
 @dataclass(frozen=True)
@@ -86,12 +94,15 @@ class RegisteredApp:
 
     `scopes_by_resource` stands for the app's M2M roles: the scopes it may get per API resource.
     `organizations` maps the organizations the app belongs to onto its organization scopes.
+    `cors_origins` are the browser origins allowed to post its token requests (Logto's "CORS
+    allowed origins" of the app).
     """
 
     app_id: str
     app_secret: str = field(repr=False)
     scopes_by_resource: Mapping[str, frozenset[str]]
     organizations: Mapping[str, frozenset[str]]
+    cors_origins: frozenset[str] = frozenset()
 
 
 class RecordedRequest(NamedTuple):
@@ -100,6 +111,10 @@ class RecordedRequest(NamedTuple):
     method: str
     path: str
     status: int
+
+
+class _OriginRefused(Exception):
+    """oidc-provider's refusal of a token request from an origin the client does not allow."""
 
 
 class _Reply(NamedTuple):
@@ -439,11 +454,14 @@ class LocalIssuer:
         scopes_by_resource: Mapping[str, Iterable[str]] | None = None,
         *,
         organizations: Mapping[str, Iterable[str]] | None = None,
+        cors_origins: Iterable[str] = (),
     ) -> RegisteredApp:
         """Let an M2M app get tokens from `POST /oidc/token`.
 
         Every resource named here becomes one of the tenant's API resources; asking for any
         other resource is `invalid_target`, and scopes the app was not granted are dropped.
+        `cors_origins` (e.g. `["http://127.0.0.1:8000"]`) may call the token endpoint from a
+        browser, as Swagger UI's Authorize button does; other origins get `invalid_request`.
         """
         app = RegisteredApp(
             app_id=app_id,
@@ -453,6 +471,7 @@ class LocalIssuer:
                 for resource, scopes in (scopes_by_resource or {}).items()
             },
             organizations={org: frozenset(scopes) for org, scopes in (organizations or {}).items()},
+            cors_origins=allowed_origins(cors_origins),
         )
         with self._lock:
             self._apps[app_id] = app
@@ -599,6 +618,10 @@ class LocalIssuer:
                 {"Retry-After": "1"},
             )
         reply: _Reply
+        if method == "OPTIONS" and route in _CORS_ROUTES:
+            preflight = preflight_headers(headers, _CORS_ROUTES[route])
+            if preflight is not None:
+                return _Reply(204, preflight, b"")
         if read and route in (
             "/.well-known/openid-configuration",
             "/.well-known/oauth-authorization-server",
@@ -607,10 +630,14 @@ class LocalIssuer:
         elif read and route == "/jwks":
             reply = self._jwks_reply(headers.get("if-none-match"), head=method == "HEAD")
         elif method == "POST" and route == "/token":
+            cors: dict[str, str] = origin_headers(headers.get("origin") or "*")
             try:
                 reply = self._token_reply(headers, body)
             except _OAuthError as exc:
                 reply = exc.reply()
+            except _OriginRefused as exc:
+                reply, cors = _OAuthError("invalid_request", str(exc)).reply(), {}
+            reply = reply._replace(headers={**reply.headers, **cors})
         else:
             # oidc-provider's answer to any unknown route or method.
             reply = _json_reply(
@@ -752,6 +779,9 @@ class LocalIssuer:
         if app is None:
             # Logto answers an unknown app with 400 and names it (oidc-provider alone: 401).
             raise _OAuthError("invalid_client", f"invalid client {client_id}", status=400)
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in app.cors_origins:
+            raise _OriginRefused(f"origin {origin} not allowed for client: {app.app_id}")
         challenge = None
         if authorization is not None:  # oidc-provider answers Basic with a Basic challenge
             challenge = {

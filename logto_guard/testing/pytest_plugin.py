@@ -4,26 +4,28 @@ Opt in from the root ``conftest.py`` (pytest only honours ``pytest_plugins`` the
 
     pytest_plugins = ["logto_guard.testing.pytest_plugin"]
 
-Then wire your app to ``logto_verifier`` and send it tokens from ``logto_token`` (with
-pytest-asyncio or anyio; Starlette's ``TestClient`` works the same way)::
+Then point your app's guards at ``logto_verifier`` and send it tokens from ``logto_token``.
+The fixtures are synchronous, so plain pytest and pytest-asyncio (strict or auto) alike run
+them; Starlette's ``TestClient`` needs ``httpx2`` (the ``testing`` extra brings it)::
 
     @pytest.fixture
-    async def client(logto_verifier):
-        app = Starlette(routes=routes)
-        app.add_middleware(LogtoGuard, verifier=logto_verifier)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    def client(logto_verifier):
+        # `app` already carries LogtoGuard for the real tenant: swap, don't wrap.
+        with swap_verifier(app, logto_verifier), TestClient(app) as client:
             yield client
 
-    async def test_list_products(client, logto_token):
+    def test_list_products(client, logto_token):
         token = logto_token(scopes=["read:products"])
-        response = await client.get("/products", headers={"Authorization": f"Bearer {token}"})
+        response = client.get("/products", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200
 
-    async def test_needs_the_scope(client, logto_token):
+    def test_needs_the_scope(client, logto_token):
         token = logto_token(scopes=[])
-        response = await client.get("/products", headers={"Authorization": f"Bearer {token}"})
+        response = client.get("/products", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 403
+
+An app without a guard of its own takes ``app.add_middleware(LogtoGuard,
+verifier=logto_verifier)`` instead.
 
 Fixtures (all function-scoped, so keys and caches never leak between tests):
 

@@ -62,6 +62,8 @@ __all__ = ["LogtoAuthContext", "LogtoTokenVerifier", "ToolScopes", "to_mcp_acces
 logger = logging.getLogger("logto_guard.mcp")
 
 PARSE_ERROR = -32700  # JSON-RPC 2.0
+#: JSON-RPC code of a refused tool call (the implementation-defined server-error range)
+AUTH_ERROR = -32001
 
 
 def to_mcp_access_token(
@@ -228,8 +230,9 @@ class ToolScopes:
         if required:
             error_ = await self._check(scope, required, message["params"]["name"])
             if error_ is not None:
-                responder = responder_for(scope, self.responder)
-                await responder.send(error_, scope, receive, send)
+                headers = responder_for(scope, self.responder).headers(error_)
+                document = _jsonrpc_error(message.get("id"), error_)
+                await _send_json(send, error_.status_code, document, headers)
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -287,8 +290,28 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_json(send: Send, status: int, document: dict[str, Any]) -> None:
+def _jsonrpc_error(request_id: Any, error: AuthError) -> dict[str, Any]:
+    """A JSON-RPC error answering the call, so MCP clients can show why (the HTTP status and
+    challenge are RFC 6750's); `data` holds the RFC 6750 members."""
+    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+        request_id = None
+    data: dict[str, Any] = {"error": error.error, "error_description": error.description}
+    if isinstance(error, InsufficientScope):
+        data["scope"] = " ".join(error.required_scopes)
+    message = f"{error.error}: {error.description}" if error.error else error.description
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": AUTH_ERROR, "message": message, "data": data},
+    }
+
+
+async def _send_json(
+    send: Send, status: int, document: dict[str, Any], extra: Mapping[str, str] | None = None
+) -> None:
     body = json.dumps(document, separators=(",", ":")).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    for name, value in (extra or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -69,9 +69,9 @@ AUTH_ERROR = -32001
 def to_mcp_access_token(
     token: str, verified: AccessToken, audiences: Sequence[str]
 ) -> MCPAccessToken:
-    """The SDK's `AccessToken` for one of ours. `resource` is the first configured audience
-    the token names (the SDK compares it with `resource_server_url`); `subject` is `sub`, which
-    for a user token differs from `client_id`."""
+    """The SDK's `AccessToken` for one of ours. `resource` is the first of `audiences` the
+    token names (the SDK compares it with `resource_server_url`); `subject` is `sub`, which for
+    a user token differs from `client_id`."""
     resource = next((a for a in audiences if a in verified.audience), None)
     return MCPAccessToken(
         token=token,
@@ -90,6 +90,10 @@ class LogtoTokenVerifier:
     `verify_token` returns None for any token ours refuses (the SDK then answers 401) and logs
     why at INFO: the error class and its fixed description, never the token. A Logto outage
     (no signing keys) is logged at WARNING; the SDK can only answer it with 401.
+
+    The token's `resource` is `resource` (the server's `resource_server_url`) when the token
+    names it, else the first configured audience it names; give `resource` when the verifier
+    accepts several audiences, so that `validate_token_resource` compares the right one.
     """
 
     def __init__(
@@ -99,10 +103,17 @@ class LogtoTokenVerifier:
         endpoint: str | None = None,
         issuer: str | None = None,
         audience: str | Sequence[str] | None = None,
+        resource: str | None = None,
     ) -> None:
         self.verifier = build_verifier(
             verifier, endpoint=endpoint, issuer=issuer, audience=audience
         )
+        audiences = self.verifier.audiences
+        if resource is not None and resource not in audiences:
+            raise ConfigurationError(
+                f"resource {resource!r} is not one of the verifier's audiences {list(audiences)}"
+            )
+        self._audiences = (resource, *audiences) if resource is not None else audiences
 
     async def verify_token(self, token: str) -> MCPAccessToken | None:
         try:
@@ -116,7 +127,7 @@ class LogtoTokenVerifier:
         except Exception as exc:  # a crash on client input must not become a 500
             logger.error("unexpected %s while verifying an MCP token", type(exc).__name__)
             return None
-        return to_mcp_access_token(token, verified, self.verifier.audiences)
+        return to_mcp_access_token(token, verified, self._audiences)
 
     async def aclose(self) -> None:
         await self.verifier.aclose()

@@ -15,42 +15,9 @@ from typing import Any
 import httpx
 import httpx2
 from mcp import Client, MCPError
-from mcp.client.auth import TokenStorage
-from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-
-class MemoryStorage(TokenStorage):
-    """Where the SDK keeps the token (an agent process would keep it in memory too)."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
-
-
-def agent_auth(mcp_url: str, issuer: str, app: tuple[str, str]) -> ClientCredentialsOAuthProvider:
-    """The SDK's client-credentials provider for a Logto M2M app (`issuer` = Logto's issuer:
-    the app's secret is only ever sent to that authorization server)."""
-    return ClientCredentialsOAuthProvider(
-        server_url=mcp_url,
-        storage=MemoryStorage(),
-        client_id=app[0],
-        client_secret=app[1],
-        issuer=issuer,
-    )
+from logto_guard.mcp import client_credentials_auth
 
 
 async def _show_wire(response: httpx2.Response) -> None:
@@ -79,7 +46,8 @@ async def call_tools(
     """Connect as `app`, list the tools, make `calls`; the outcome of each, by tool."""
     outcomes: dict[str, str] = {}
     hooks = {"response": [_show_wire]}
-    http = httpx2.AsyncClient(auth=agent_auth(mcp_url, issuer, app), event_hooks=hooks)
+    auth = client_credentials_auth(mcp_url, *app, issuer=issuer)
+    http = httpx2.AsyncClient(auth=auth, event_hooks=hooks)
     async with http, Client(streamable_http_client(mcp_url, http_client=http)) as client:
         tools = await client.list_tools()
         print(f"   tools: {', '.join(tool.name for tool in tools.tools)}")

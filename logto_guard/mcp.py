@@ -29,10 +29,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken as MCPAccessToken
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,7 +59,14 @@ from .errors import (
 from .metadata import metadata_url
 from .token import AccessToken
 
-__all__ = ["LogtoAuthContext", "LogtoTokenVerifier", "ToolScopes", "to_mcp_access_token"]
+__all__ = [
+    "LogtoAuthContext",
+    "LogtoTokenVerifier",
+    "MemoryTokenStorage",
+    "ToolScopes",
+    "client_credentials_auth",
+    "to_mcp_access_token",
+]
 
 logger = logging.getLogger("logto_guard.mcp")
 
@@ -326,3 +335,52 @@ async def _send_json(
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class MemoryTokenStorage:
+    """The SDK client's `TokenStorage`, in memory: an M2M agent just asks Logto again after a
+    restart (the SDK ships only the protocol)."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+def client_credentials_auth(
+    server_url: str,
+    app_id: str,
+    app_secret: str,
+    *,
+    endpoint: str | None = None,
+    issuer: str | None = None,
+) -> ClientCredentialsOAuthProvider:
+    """The SDK client's client-credentials extension for a Logto M2M app (an `httpx2.Auth`).
+
+    `issuer` is Logto's (`endpoint + "/oidc"`): the SDK then sends the secret only to the
+    authorization server with that issuer, whatever the MCP server's metadata says. The
+    `resource` it asks Logto for is the MCP server's URL (from the metadata), the scopes those
+    the metadata lists, plus any a `403 insufficient_scope` challenge names later.
+    """
+    if (issuer is None) == (endpoint is None):
+        raise ConfigurationError("give exactly one of endpoint= or issuer=")
+    if endpoint is not None:
+        issuer = endpoint.rstrip("/") + "/oidc"
+    return ClientCredentialsOAuthProvider(
+        server_url=server_url,
+        storage=MemoryTokenStorage(),
+        client_id=app_id,
+        client_secret=app_secret,
+        issuer=issuer,
+    )

@@ -26,7 +26,6 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client, MCPError
-from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.auth.utils import build_oauth_authorization_server_metadata_discovery_urls
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
@@ -34,10 +33,15 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.shared.auth import OAuthMetadata
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from example_app.mcp_agent import MemoryStorage
 from example_app.mcp_server import create_mcp_app
 from logto_guard import ConfigurationError, LogtoGuard, TokenVerifier
-from logto_guard.mcp import LogtoAuthContext, LogtoTokenVerifier, ToolScopes
+from logto_guard.mcp import (
+    LogtoAuthContext,
+    LogtoTokenVerifier,
+    MemoryTokenStorage,
+    ToolScopes,
+    client_credentials_auth,
+)
 from logto_guard.testing import LoopbackServer
 
 try:
@@ -155,26 +159,22 @@ def site(request: pytest.FixtureRequest) -> Site:
 @dataclass
 class Agent:
     client: Client
-    storage: MemoryStorage
+    storage: MemoryTokenStorage
     wire: list[tuple[str, str, int]]  # (method, path, status) of every HTTP exchange
 
 
 @contextlib.asynccontextmanager
 async def agent(site: Site, app_id: str) -> AsyncIterator[Agent]:
     """An M2M agent: the SDK's client with its client-credentials extension."""
-    storage = MemoryStorage()
     wire: list[tuple[str, str, int]] = []
 
     async def record(response: httpx2.Response) -> None:
         wire.append((response.request.method, response.request.url.path, response.status_code))
 
-    auth = ClientCredentialsOAuthProvider(
-        server_url=site.url,
-        storage=storage,
-        client_id=app_id,
-        client_secret=CLIENT_SECRETS[app_id],
-        issuer=site.issuer,
-    )
+    endpoint = site.issuer.removesuffix("/oidc")
+    auth = client_credentials_auth(site.url, app_id, CLIENT_SECRETS[app_id], endpoint=endpoint)
+    storage = auth.context.storage
+    assert isinstance(storage, MemoryTokenStorage)
     http = httpx2.AsyncClient(auth=auth, event_hooks={"response": [record]})
     async with http, Client(streamable_http_client(site.url, http_client=http)) as client:
         yield Agent(client, storage, wire)
@@ -485,3 +485,33 @@ def test_logto_unreachable(
         assert response.status_code == 503
         assert "www-authenticate" not in response.headers
         assert int(response.headers["retry-after"]) > 0
+
+
+def test_client_credentials_auth_needs_the_issuer() -> None:
+    with pytest.raises(ConfigurationError, match="exactly one of endpoint= or issuer="):
+        client_credentials_auth("https://mcp.example.com/mcp", "app", "secret")
+
+
+def test_server_wide_scope_refusals(sdk_site: Site, oidc_provider: OidcProvider) -> None:
+    """`AuthSettings.required_scopes`: the SDK names the first missing scope in its
+    description, without the `scope` parameter a client could step up with."""
+    token = oidc_provider.sign({"aud": sdk_site.url, "scope": "write:products"})
+    response = post(sdk_site, INITIALIZE, token)
+    assert response.status_code == 403
+    params = challenge_params(response.headers["www-authenticate"])
+    assert params["error"] == "insufficient_scope"
+    assert params["error_description"] == "Required scope: read:products"
+    assert "scope" not in params
+
+
+def test_two_authorization_headers(site: Site, oidc_provider: OidcProvider) -> None:
+    """RFC 6750 allows one method per request: LogtoGuard refuses two headers with 400; the
+    SDK's middleware reads the first one."""
+    token = oidc_provider.token("shop-writer", resource=site.url, scope=" ".join(SCOPES))
+    headers = [*ACCEPT.items(), ("Authorization", f"Bearer {token}"), ("Authorization", "Bearer x")]
+    response = httpx.post(site.url, json=INITIALIZE, headers=headers, timeout=10)
+    if site.route == "sdk":
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"

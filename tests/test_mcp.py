@@ -326,9 +326,19 @@ def test_bad_tokens_are_refused(
         assert challenge_params(response.headers["www-authenticate"])["error"] == "invalid_token"
     logged = caplog.text
     assert token not in logged and token.split(".")[2] not in logged
+    description = challenge_params(response.headers["www-authenticate"])["error_description"]
     if site.route == "sdk":  # the SDK answers "Authentication required"; the log says why
         expected = {"other resource": "InvalidAudience", "expired": "ExpiredToken"}
         assert expected.get(kind, "InvalidSignature") in logged
+        assert (
+            challenge_params(post(site, INITIALIZE, token).headers["www-authenticate"])[
+                "error_description"
+            ]
+            == "Authentication required"
+        )
+    else:
+        expected = {"other resource": "audience", "expired": "expired"}
+        assert expected.get(kind, "signature") in description
 
 
 def test_token_for_another_configured_audience_is_not_this_servers(
@@ -515,3 +525,33 @@ def test_two_authorization_headers(site: Site, oidc_provider: OidcProvider) -> N
     else:
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request"
+
+
+async def test_the_sdk_client_refuses_metadata_for_another_resource(
+    oidc_provider: OidcProvider,
+) -> None:
+    """Why the API identifier must be the MCP server's URL (or a parent of it)."""
+    from mcp.server.auth.settings import AuthSettings
+
+    deferred = Deferred()
+    loopback = LoopbackServer(deferred, lifespan="on")
+    elsewhere = loopback.url + "/not-mcp"
+    verifier = TokenVerifier(oidc_provider.issuer, audience=elsewhere)
+    server = MCPServer(
+        "misconfigured",
+        log_level="WARNING",
+        token_verifier=LogtoTokenVerifier(verifier),
+        auth=AuthSettings(
+            issuer_url=oidc_provider.issuer,  # type: ignore[arg-type]
+            resource_server_url=elsewhere,  # type: ignore[arg-type]
+            validate_token_resource=True,
+        ),
+    )
+    deferred.app = server.streamable_http_app()
+    site = Site("sdk", loopback.url + "/mcp", loopback.url, oidc_provider.issuer)
+    with loopback, pytest.raises(BaseException) as failed:  # the SDK raises an exception group
+        async with agent(site, "shop-writer"):
+            pass
+    assert "does not match expected" in repr(failed.value) + "".join(
+        repr(e) for e in getattr(failed.value, "exceptions", ())
+    )

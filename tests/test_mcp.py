@@ -93,7 +93,7 @@ def claims_of(token: str) -> dict[str, Any]:
     return decoded
 
 
-def guarded_app(verifier: TokenVerifier, origin: str) -> ASGIApp:
+def guarded_app(verifier: TokenVerifier, mcp_url: str) -> ASGIApp:
     """The LogtoGuard route: an MCPServer without auth of its own."""
     server = MCPServer("shop-guarded", log_level="WARNING")
 
@@ -111,11 +111,12 @@ def guarded_app(verifier: TokenVerifier, origin: str) -> ASGIApp:
             "created_by": token.subject if token else None,
         }
 
-    # `public_url` (the API's public URL for the metadata link) exists once the defects branch
-    # is merged; with or without it the challenge must name a document this server serves.
+    # `public_url` (where clients reach the API; it comes with the defects branch) is the MCP
+    # URL itself here, so it changes nothing: the identifier already is the server's address.
+    # With or without it, the challenge must name a document this server serves.
     options: dict[str, Any] = {}
     if "public_url" in inspect.signature(LogtoGuard.__init__).parameters:
-        options["public_url"] = origin
+        options["public_url"] = mcp_url
     return LogtoGuard(
         LogtoAuthContext(ToolScopes(server.streamable_http_app(), TOOL_SCOPES)),
         verifier=verifier,
@@ -131,9 +132,7 @@ def serve_site(provider: OidcProvider, route: str) -> Iterator[Site]:
     url = loopback.url + "/mcp"
     add_resource(provider, url)
     verifier = TokenVerifier(provider.issuer, audience=url)
-    deferred.app = (
-        create_mcp_app(verifier, url) if route == "sdk" else guarded_app(verifier, loopback.url)
-    )
+    deferred.app = create_mcp_app(verifier, url) if route == "sdk" else guarded_app(verifier, url)
     with loopback:
         yield Site(route=route, url=url, origin=loopback.url, issuer=provider.issuer)
 

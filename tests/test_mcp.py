@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -554,3 +555,12 @@ async def test_the_sdk_client_refuses_metadata_for_another_resource(
     assert "does not match expected" in repr(failed.value) + "".join(
         repr(e) for e in getattr(failed.value, "exceptions", ())
     )
+
+
+def test_expiry_leeway(site: Site, oidc_provider: OidcProvider) -> None:
+    """Our verifier allows 60 s of clock skew on `exp`; the SDK's middleware then compares
+    `expires_at` with its own clock, without leeway."""
+    now = int(time.time())
+    token = oidc_provider.sign({"aud": site.url, "iat": now - 3600, "exp": now - 30})
+    response = post(site, INITIALIZE, token)
+    assert response.status_code == (401 if site.route == "sdk" else 200)

@@ -223,3 +223,24 @@ def test_configuration_errors_are_named(
 ) -> None:
     with pytest.raises(ConfigurationError, match=match):
         ToolScopes(echo, scopes, **options)
+
+
+class _Crashing:
+    """A verifier that fails in an unplanned way (a bug, not a bad token)."""
+
+    issuer = "https://logto.test/oidc"
+    audiences = (MCP_URL,)
+    token_endpoint = issuer + "/token"
+
+    async def verify(self, token: str) -> Any:
+        raise RuntimeError(f"boom with {token}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_verify_token_survives_a_crashing_verifier(caplog: pytest.LogCaptureFixture) -> None:
+    adapter = LogtoTokenVerifier(_Crashing())
+    assert await adapter.verify_token("secret.token.value") is None
+    assert "unexpected RuntimeError while verifying an MCP token" in caplog.text
+    assert "secret.token.value" not in caplog.text

@@ -19,44 +19,26 @@ authenticate the MCP app (RFC 6750 answers, 503 while Logto is down); `LogtoAuth
 hands its verified token to the SDK, which binds sessions to their caller and serves
 `get_access_token()` in tools.
 
-This module is the only one that imports `mcp` (the `mcp` extra).
+This module and `mcp_tools` (where `ToolScopes` lives) are the only ones that import `mcp`
+(the `mcp` extra).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken as MCPAccessToken
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from starlette.authentication import AuthCredentials
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._asgi import (
-    TOKEN_KEY,
-    ErrorResponder,
-    Verifier,
-    authenticate,
-    build_verifier,
-    responder_for,
-    route_path,
-)
-from ._json import loads_object
-from .bearer import is_scope_token
-from .errors import (
-    AuthError,
-    ConfigurationError,
-    InsufficientScope,
-    KeySetUnavailable,
-    MissingToken,
-)
-from .metadata import metadata_url
+from ._asgi import TOKEN_KEY, Verifier, build_verifier
+from .errors import AuthError, ConfigurationError, KeySetUnavailable
+from .mcp_tools import ToolScopes
 from .token import AccessToken
 
 __all__ = [
@@ -69,10 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("logto_guard.mcp")
-
-PARSE_ERROR = -32700  # JSON-RPC 2.0
-#: JSON-RPC code of a refused tool call (the implementation-defined server-error range)
-AUTH_ERROR = -32001
 
 
 def to_mcp_access_token(
@@ -138,6 +116,23 @@ class LogtoTokenVerifier:
             return None
         return to_mcp_access_token(token, verified, self._audiences)
 
+    # The `Verifier` protocol too, so `ToolScopes(verifier=...)` takes this object as well.
+
+    @property
+    def issuer(self) -> str:
+        return self.verifier.issuer
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return self.verifier.audiences
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.verifier.token_endpoint
+
+    async def verify(self, token: str) -> AccessToken:
+        return await self.verifier.verify(token)
+
     async def aclose(self) -> None:
         await self.verifier.aclose()
 
@@ -175,166 +170,6 @@ def _bearer_credentials(scope: Scope) -> str:
         if name.lower() == b"authorization":
             return str(value.decode("latin-1").strip().partition(" ")[2].strip())
     return ""
-
-
-class ToolScopes:
-    """Require scopes per MCP tool: `ToolScopes(app, {"create_product": "write:products"})`.
-
-    A `tools/call` POST to `path` naming a listed tool must carry a token with all of that
-    tool's scopes, else it gets 403 `insufficient_scope` with `scope="..."` (the MCP spec's
-    step-up challenge) before the MCP app runs; without a valid token it gets 401. Other
-    requests pass untouched, after their body is read (up to `max_body_size`, the SDK's own
-    limit, else 413) and replayed.
-
-    The token is the one `LogtoGuard` verified when it runs outside; otherwise `verifier`
-    (ours, or a `LogtoTokenVerifier`) verifies the header, from its cache after the first time.
-    Challenges carry `resource_metadata` for `resource_server_url` (what the SDK advertises),
-    or `LogtoGuard`'s when it runs outside. A body that is not one strict JSON object (a
-    duplicate member could name another tool to another parser) is refused with a JSON-RPC
-    parse error.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        scopes: Mapping[str, str | Iterable[str]],
-        *,
-        verifier: Verifier | LogtoTokenVerifier | None = None,
-        path: str = "/mcp",
-        resource_server_url: str | None = None,
-        realm: str | None = None,
-        max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
-    ) -> None:
-        self.app = app
-        self.scopes: dict[str, tuple[str, ...]] = {}
-        for tool, wanted in scopes.items():
-            names = (wanted,) if isinstance(wanted, str) else tuple(wanted)
-            bad = [s for s in names if not isinstance(s, str) or not is_scope_token(s)]
-            if not names or bad:
-                raise ConfigurationError(f"tool {tool!r} needs valid scope names, got {wanted!r}")
-            self.scopes[tool] = names
-        if isinstance(verifier, LogtoTokenVerifier):
-            verifier = verifier.verifier
-        self.verifier = verifier
-        if not path.startswith("/"):
-            raise ConfigurationError(f"path {path!r} must start with '/'")
-        self.path = path
-        metadata = metadata_url(resource_server_url) if resource_server_url else None
-        if realm is None and metadata is None:
-            realm = "mcp"
-        self.responder = ErrorResponder(realm=realm, resource_metadata=metadata)
-        self.max_body_size = max_body_size
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or route_path(scope) != self.path
-            or not self.scopes
-        ):
-            await self.app(scope, receive, send)
-            return
-        body, more = await _read_body(receive, self.max_body_size)
-        if more is None:  # the client went away
-            return
-        if more:
-            await _send_json(send, 413, {"error": "request body too large"})
-            return
-        try:
-            message = loads_object(body)
-        except ValueError:
-            error = {"code": PARSE_ERROR, "message": "Parse error"}
-            await _send_json(send, 400, {"jsonrpc": "2.0", "id": None, "error": error})
-            return
-        required = self._required(message)
-        if required:
-            error_ = await self._check(scope, required, message["params"]["name"])
-            if error_ is not None:
-                headers = responder_for(scope, self.responder).headers(error_)
-                document = _jsonrpc_error(message.get("id"), error_)
-                await _send_json(send, error_.status_code, document, headers)
-                return
-        await self.app(scope, _replay(body, receive), send)
-
-    def _required(self, message: dict[str, Any]) -> tuple[str, ...]:
-        params = message.get("params")
-        if message.get("method") != "tools/call" or not isinstance(params, dict):
-            return ()
-        name = params.get("name")
-        return self.scopes.get(name, ()) if isinstance(name, str) else ()
-
-    async def _check(
-        self, scope: Scope, required: tuple[str, ...], tool: str
-    ) -> AuthError | None:
-        token = scope.get(TOKEN_KEY)
-        if not isinstance(token, AccessToken):
-            try:
-                token = await authenticate(scope, self.verifier) if self.verifier else None
-            except AuthError as error:
-                return error
-        if token is None:
-            return MissingToken()
-        if token.has_scopes(required):
-            return None
-        logger.debug("MCP tool %r refused: token lacks %s", tool, " ".join(required))
-        return InsufficientScope(required, f"the tool {tool} needs {' '.join(required)}")
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool | None]:
-    """The request body, and whether more than `limit` bytes came (None: client gone)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"", None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-def _jsonrpc_error(request_id: Any, error: AuthError) -> dict[str, Any]:
-    """A JSON-RPC error answering the call, so MCP clients can show why (the HTTP status and
-    challenge are RFC 6750's); `data` holds the RFC 6750 members."""
-    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
-        request_id = None
-    data: dict[str, Any] = {"error": error.error, "error_description": error.description}
-    if isinstance(error, InsufficientScope):
-        data["scope"] = " ".join(error.required_scopes)
-    message = f"{error.error}: {error.description}" if error.error else error.description
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "error": {"code": AUTH_ERROR, "message": message, "data": data},
-    }
-
-
-async def _send_json(
-    send: Send, status: int, document: dict[str, Any], extra: Mapping[str, str] | None = None
-) -> None:
-    body = json.dumps(document, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    for name, value in (extra or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class MemoryTokenStorage:

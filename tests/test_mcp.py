@@ -564,3 +564,20 @@ def test_expiry_leeway(site: Site, oidc_provider: OidcProvider) -> None:
     token = oidc_provider.sign({"aud": site.url, "iat": now - 3600, "exp": now - 30})
     response = post(site, INITIALIZE, token)
     assert response.status_code == (401 if site.route == "sdk" else 200)
+
+
+def test_the_sdk_refuses_other_hosts_unless_told(oidc_provider: OidcProvider) -> None:
+    """Why the README's blocks pass `transport_security`: by default the SDK's Streamable HTTP
+    app takes only loopback Host headers (DNS-rebinding protection)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    token = oidc_provider.sign({"aud": "https://mcp.example.com/mcp"})
+    statuses = []
+    for security in (None, TransportSecuritySettings(allowed_hosts=["mcp.example.com"])):
+        verifier = TokenVerifier(oidc_provider.issuer, audience="https://mcp.example.com/mcp")
+        server = MCPServer("hosts", log_level="WARNING")
+        app = LogtoGuard(server.streamable_http_app(transport_security=security), verifier=verifier)
+        with LoopbackServer(app, lifespan="on") as url:
+            headers = ACCEPT | {"Host": "mcp.example.com", "Authorization": f"Bearer {token}"}
+            statuses.append(httpx.post(url + "/mcp", json=INITIALIZE, headers=headers).status_code)
+    assert statuses == [421, 200]

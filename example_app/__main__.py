@@ -113,7 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m example_app", description=__doc__)
     parser.add_argument("--serve", action="store_true", help="only serve the API")
     parser.add_argument("--port", type=int, default=8000, help="port for --serve (0: any)")
+    parser.add_argument(
+        "--mcp", action="store_true", help="the MCP flavour: tools and M2M agents (embedded issuer)"
+    )
     args = parser.parse_args(argv)
+    if args.mcp:
+        from .mcp_demo import run_mcp_demo  # needs the mcp extra
+
+        return run_mcp_demo()
     with tenant() as found:
         verifier = TokenVerifier(endpoint=found.endpoint, audience=found.resource)
         if args.serve:

@@ -17,6 +17,9 @@
 //   GET  /__control/stats        {"jwks_requests", "jwks_304", "discovery_requests", "token_requests"}
 //   POST /__control/stats/reset  zero the counters
 //   GET  /__control/health       {"ok": true, "kids": [...], "signing_kid": "..."}
+//   POST /__control/resources    {"resource": URL, "scopes": [...], "grants": {"<client>": [...]}}
+//                                add an API resource (e.g. an MCP server's URL, known only once
+//                                it listens) and what each client's roles grant on it
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -244,6 +247,26 @@ function main() {
       }
       log('key set replaced; signing kid', current.kid, current.alg, 'published', current.kids.join(','));
       sendJson(res, 200, { kids: current.kids, signing_kid: current.kid, alg: current.alg });
+      return;
+    }
+    if (req.method === 'POST' && path === '/resources') {
+      let body;
+      try {
+        body = await readJson(req);
+        if (typeof body.resource !== 'string' || !Array.isArray(body.scopes)) {
+          throw new Error('expected {"resource": "...", "scopes": [...], "grants": {...}}');
+        }
+      } catch (err) {
+        sendJson(res, 400, { error: 'invalid_resource', error_description: String(err?.message ?? err) });
+        return;
+      }
+      RESOURCES[body.resource] = body.scopes;
+      for (const [clientId, scopes] of Object.entries(body.grants ?? {})) {
+        if (CLIENTS[clientId]) {
+          CLIENTS[clientId].grants[body.resource] = scopes;
+        }
+      }
+      sendJson(res, 200, { resource: body.resource, scopes: body.scopes });
       return;
     }
     if (req.method === 'GET' && path === '/stats') {

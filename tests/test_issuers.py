@@ -22,8 +22,10 @@ from logto_guard.verifier import TokenVerifier
 
 try:
     from oidc_provider import SHOP, OidcProvider
+    from readme import block
 except ImportError:  # pragma: no cover
     from .oidc_provider import SHOP, OidcProvider
+    from .readme import block
 
 
 @pytest.fixture
@@ -174,3 +176,13 @@ async def test_wrong_endpoint_is_named_and_answered_401(
     )
     with pytest.raises(errors.IssuerMismatch, match="Logto reports its issuer as"):
         await cache.refresh()
+
+
+def test_readme_several_issuers_example() -> None:
+    namespace: dict[str, Any] = {}
+    example = block('endpoint=["https://tenant.logto.app", "https://auth.example.com"]')
+    exec(example, namespace)  # noqa: S102 - our own README, run as written
+    verifier = namespace["verifier"]
+    assert isinstance(verifier, TokenVerifier)
+    assert verifier.issuers == ("https://tenant.logto.app/oidc", "https://auth.example.com/oidc")
+    assert [cache.issuer for cache in verifier.jwks_caches] == list(verifier.issuers)

@@ -23,6 +23,7 @@ Monotonic time drives every TTL here (RFC 8725 via R59): wall-clock jumps do not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -331,7 +332,11 @@ class JWKSCache:
             yield client
 
     async def aclose(self) -> None:
-        """Nothing stays open between fetches; a pending background discovery check is dropped."""
-        task = self._discovery_check
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
+        """Nothing stays open between fetches; a fetch or discovery check still running is
+        cancelled, and its client closed on the way out, before this returns."""
+        loop = asyncio.get_running_loop()
+        for task in (self._inflight, self._discovery_check):
+            if task is not None and not task.done() and task.get_loop() is loop:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -161,9 +161,13 @@ class TokenVerifier:
     def _min_age(self, claims: dict[str, Any]) -> float | None:
         """How old the token is at least (its unverified iat, skew included), for the cache."""
         iat = claims.get("iat")
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+        if isinstance(iat, bool) or not isinstance(iat, (int, float)):
             return None
-        return self._clock() - iat - self.leeway
+        try:
+            issued = float(iat)
+        except OverflowError:  # an integer beyond float range: refused later, as a claim
+            return None
+        return self._clock() - issued - self.leeway if math.isfinite(issued) else None
 
     # -- the checklist ------------------------------------------------------------------------
 

@@ -347,3 +347,15 @@ async def test_owned_client_leaves_nothing_open(clock: FakeClock) -> None:
     with pytest.raises(KeySetUnavailable):
         await cache.get_key("k", "ES384")
     assert cache._ssl_context is first_context  # the CA bundle is loaded once
+
+
+async def test_aclose_ends_a_fetch_in_flight(issuer: FakeIssuer, clock: FakeClock) -> None:
+    """A shutdown mid-fetch leaves no task (nor its per-fetch client) behind."""
+    issuer.delay = 5.0
+    cache = make_cache(issuer, clock)
+    cache.current()  # cold: starts a fetch in the background
+    task = cache._inflight
+    assert task is not None
+    await asyncio.sleep(0.01)
+    await cache.aclose()
+    assert task.done() and cache._inflight is None

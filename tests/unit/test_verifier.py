@@ -335,3 +335,14 @@ def test_endpoint_list_gives_one_issuer_each() -> None:
     assert v.issuers == ("https://tenant.logto.app/oidc", "https://auth.example.com/oidc")
     assert [c.issuer for c in v.jwks_caches] == list(v.issuers)
     assert v.token_endpoint == "https://tenant.logto.app/oidc/token"
+
+
+@pytest.mark.parametrize("iat", [10**400, -(10**400), "1", True, None])
+async def test_odd_iat_is_a_claim_error_not_a_crash(
+    issuer: FakeIssuer, verifier: TokenVerifier, iat: object
+) -> None:
+    """The unverified iat also feeds the unknown-kid decision: it must never raise there."""
+    with pytest.raises(errors.InvalidClaim):
+        await verifier.verify(issuer.sign({"iat": iat}))
+    with pytest.raises(errors.UnknownSigningKey):  # refetched (cooldown 0): absent
+        await verifier.verify(issuer.sign({"iat": iat}, header={"kid": "not-published"}))

@@ -50,11 +50,14 @@ class Verifier(Protocol):
 def build_verifier(
     verifier: Verifier | None,
     *,
-    endpoint: str | None,
-    issuer: str | None,
+    endpoint: str | Sequence[str] | None,
+    issuer: str | Sequence[str] | None,
     audience: str | Sequence[str] | None,
 ) -> Verifier:
-    """Take the given verifier, or build a `TokenVerifier` from endpoint/issuer and audience."""
+    """Take the given verifier, or build a `TokenVerifier` from endpoint/issuer and audience.
+
+    `endpoint` and `issuer` may be lists (several trusted issuers, see `TokenVerifier`).
+    """
     if verifier is not None:
         if endpoint is not None or issuer is not None or audience is not None:
             raise ConfigurationError("pass either verifier= or endpoint/issuer and audience")

@@ -3,7 +3,7 @@
     logto-guard token   [--endpoint URL] [--app-id ID] [--app-secret SECRET]
                         [--resource API | --management-api [--tenant-id ID]]
                         [--scope SCOPE ...] [--auth-method basic|body] [--json]
-    logto-guard verify  TOKEN|- [--endpoint URL | --issuer URL] [--audience API ...]
+    logto-guard verify  TOKEN|- [--endpoint URL ... | --issuer URL ...] [--audience API ...]
                         [--require-scope SCOPE ...] [--leeway SECONDS]
     logto-guard inspect TOKEN|-
 
@@ -19,7 +19,9 @@ Exit codes:
   ``invalid_token`` or ``insufficient_scope``), ``inspect`` could not decode it, or ``token``
   got an OAuth error (``invalid_client``, ``invalid_target``, ...) or an unusable answer.
 - 2: usage or configuration error: a bad flag (argparse's own 2), a missing setting, an
-  endpoint that is not an absolute https URL (plain http only on loopback), no token given.
+  endpoint that is not an absolute https URL (plain http only on loopback), no token given,
+  or an endpoint whose discovery document names another issuer ("Logto reports its issuer as
+  X but Y is configured").
 - 3: network or server unavailable: Logto unreachable or timing out, the token endpoint
   answering 5xx / 429 / ``server_error`` / ``temporarily_unavailable``, or ``verify`` getting no
   signing keys from the issuer (the 503 ``temporarily_unavailable`` an API would answer).
@@ -54,6 +56,7 @@ from .errors import (
     AuthError,
     ConfigurationError,
     InsufficientScope,
+    InvalidIssuer,
     KeySetUnavailable,
     MalformedToken,
 )
@@ -282,13 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     where = verify.add_mutually_exclusive_group()
     where.add_argument(
         "--endpoint",
+        action="append",
         metavar="URL",
-        help=f"Logto endpoint; the issuer is <URL>/oidc (env {ENV_ENDPOINT})",
+        help=(
+            f"Logto endpoint; the issuer is <URL>/oidc (env {ENV_ENDPOINT}); repeatable "
+            "(custom domains, several tenants)"
+        ),
     )
     where.add_argument(
         "--issuer",
+        action="append",
         metavar="URL",
-        help="the exact issuer (iss) instead of --endpoint, for a custom layout",
+        help="the exact issuer (iss) instead of --endpoint, for a custom layout; repeatable",
     )
     verify.add_argument(
         "--audience",
@@ -484,45 +492,58 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     token = _read_token(args.token)
+    issuers = _verify_issuers(args)
+    audiences = _split(args.audience)
+    if not audiences:
+        audiences = [_setting(None, ENV_API_RESOURCE, "audience", "--audience")]
+    required = _split(args.require_scope)
+    caches: list[JWKSCache] = []
+    with _library_logging(args.verbose):
+        try:
+            caches = [JWKSCache(issuer, timeout=args.timeout) for issuer in issuers]
+            claims = asyncio.run(_verify(token, caches, audiences, required, args))
+        except ConfigurationError as exc:  # IssuerMismatch included: a wrong endpoint
+            _usage(str(exc))
+        except AuthError as exc:
+            _print_auth_error(exc, next((c.last_error for c in caches if c.last_error), None))
+            return EXIT_UNAVAILABLE if isinstance(exc, KeySetUnavailable) else EXIT_REJECTED
+    _print_json(claims)
+    return EXIT_OK
+
+
+def _verify_issuers(args: argparse.Namespace) -> list[str]:
+    """The issuers of --issuer, or of --endpoint (or LOGTO_ENDPOINT), each checked."""
     if args.issuer:
-        issuer = args.issuer
-        _check_endpoint(issuer, "--issuer")
-    else:
-        endpoint = _setting(args.endpoint, ENV_ENDPOINT, "Logto endpoint", "--endpoint")
+        for issuer in args.issuer:
+            _check_endpoint(issuer, "--issuer")
+        return list(dict.fromkeys(args.issuer))
+    endpoints = args.endpoint or [_setting(None, ENV_ENDPOINT, "Logto endpoint", "--endpoint")]
+    for endpoint in endpoints:
         _check_endpoint(endpoint, "--endpoint")
         if urlsplit(endpoint).path.rstrip("/").endswith("/oidc"):
             _usage(
                 f"--endpoint {endpoint!r} looks like the issuer (it ends in /oidc): give the "
                 "Logto endpoint without /oidc, or pass it as --issuer"
             )
-        issuer = endpoint.rstrip("/") + "/oidc"
-    audiences = _split(args.audience)
-    if not audiences:
-        audiences = [_setting(None, ENV_API_RESOURCE, "audience", "--audience")]
-    required = _split(args.require_scope)
-    with _library_logging(args.verbose):
-        try:
-            jwks = JWKSCache(issuer, timeout=args.timeout)
-            claims = asyncio.run(_verify(token, jwks, audiences, required, args))
-        except ConfigurationError as exc:
-            _usage(str(exc))
-        except AuthError as exc:
-            _print_auth_error(exc, jwks.last_error)
-            return EXIT_UNAVAILABLE if isinstance(exc, KeySetUnavailable) else EXIT_REJECTED
-    _print_json(claims)
-    return EXIT_OK
+    return list(dict.fromkeys(endpoint.rstrip("/") + "/oidc" for endpoint in endpoints))
 
 
 async def _verify(
     token: str,
-    jwks: JWKSCache,
+    caches: list[JWKSCache],
     audiences: list[str],
     required: list[str],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    verifier = TokenVerifier(jwks.issuer, audience=audiences, jwks=jwks, leeway=args.leeway)
+    verifier = TokenVerifier(
+        [cache.issuer for cache in caches], audience=audiences, jwks=caches, leeway=args.leeway
+    )
     try:
-        access_token = await verifier.verify(token)
+        try:
+            access_token = await verifier.verify(token)
+        except InvalidIssuer:
+            await _diagnose_issuers(caches)
+            raise
     finally:
         await verifier.aclose()
     if required and not access_token.has_scopes(required):
@@ -531,6 +552,19 @@ async def _verify(
             required=required, description=f"token lacks scope: {' '.join(missing)}"
         )
     return dict(access_token.claims)
+
+
+async def _diagnose_issuers(caches: list[JWKSCache]) -> None:
+    """A token refused for its issuer: is the configured endpoint wrong, or unreachable?
+
+    An API refuses such tokens without any fetch; a one-shot command can afford to look, and
+    raises `IssuerMismatch` (exit 2) or `KeySetUnavailable` (exit 3) rather than blame the token.
+    """
+    for cache in caches:
+        if cache.config_error is not None:
+            raise cache.config_error
+    for cache in caches:
+        await cache.refresh()
 
 
 def _print_auth_error(exc: AuthError, reason: str | None) -> None:

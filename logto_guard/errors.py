@@ -7,6 +7,7 @@ contain token data: they are safe to log and to send to the client.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 
@@ -16,6 +17,21 @@ class LogtoGuardError(Exception):
 
 class ConfigurationError(LogtoGuardError, ValueError):
     """The library was set up wrongly (an empty issuer, an http issuer, a bad option)."""
+
+
+class IssuerMismatch(ConfigurationError):
+    """Logto's discovery document names another issuer than the one configured.
+
+    A wrong endpoint (`localhost` for `127.0.0.1`, a missing custom domain), not an outage: it
+    will not heal by waiting, so it is never answered as 503.
+    """
+
+    def __init__(self, reported: object, configured: str) -> None:
+        self.reported = reported
+        self.configured = configured
+        super().__init__(
+            f"Logto reports its issuer as {reported!r} but {configured!r} is configured"
+        )
 
 
 class AuthError(LogtoGuardError):
@@ -90,6 +106,12 @@ class InvalidIssuer(InvalidToken):
     description = "token issuer is not trusted"
 
 
+class IssuerNotVerifiable(InvalidIssuer):
+    """The token names a configured issuer whose discovery names another one (IssuerMismatch)."""
+
+    description = "token issuer cannot be verified by this API"
+
+
 class InvalidAudience(InvalidToken):
     description = "token audience does not match this API"
 
@@ -120,3 +142,19 @@ class KeySetUnavailable(AuthError):
     error = "temporarily_unavailable"
     description = "signing keys are temporarily unavailable"
     retry_after: int = 5
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None) -> None:
+        if retry_after is not None:
+            self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(description)
+
+
+class SigningKeyNotYetKnown(KeySetUnavailable):
+    """An unknown `kid` on a token possibly newer than our keys, while a refetch must wait.
+
+    The key may have been published since the latest fetch (a rotation during a kid flood), so
+    this is not a 401: a 401 makes M2M clients fetch new tokens, signed by that same new key.
+    `retry_after` is the time left until the next refetch is allowed.
+    """
+
+    description = "token signed by a key not fetched yet; retry later"

@@ -121,8 +121,8 @@ class LogtoGuard:
         app: ASGIApp,
         *,
         verifier: Verifier | None = None,
-        endpoint: str | None = None,
-        issuer: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
+        issuer: str | Sequence[str] | None = None,
         audience: str | Sequence[str] | None = None,
         mode: Literal["required", "optional"] = "required",
         public_paths: Iterable[str] = (),
@@ -169,7 +169,10 @@ class LogtoGuard:
                 self.metadata = ProtectedResourceMetadata(
                     resource,
                     public_url=public_url,
-                    authorization_servers=[self.verifier.issuer],
+                    # every trusted issuer (custom domains, tenants); a plain Verifier has one
+                    authorization_servers=getattr(
+                        self.verifier, "issuers", (self.verifier.issuer,)
+                    ),
                     scopes_supported=scopes_supported,
                     bearer_methods_supported=methods,
                     resource_name=resource_name,

@@ -777,3 +777,45 @@ def test_python_dash_m(oidc_provider: OidcProvider) -> None:
     assert got.returncode == EXIT_OK, got.stderr
     assert "NOT VERIFIED" in got.stderr
     assert json.loads(got.stdout)["claims"]["sub"] == "shop-reader"
+
+
+# -- several issuers, a misconfigured endpoint -------------------------------------------------
+
+
+def test_verify_endpoint_repeated(run: Any, oidc_provider: OidcProvider) -> None:
+    token = oidc_provider.token()
+    other = f"http://127.0.0.1:{closed_port()}"  # never contacted: the token names the other
+    result = run(
+        "verify", token, "--endpoint", other, "--endpoint", oidc_provider.endpoint,
+        "--audience", SHOP,
+    )  # fmt: skip
+    assert result.code == EXIT_OK, result
+    assert result.json()["iss"] == oidc_provider.issuer
+    issuers = run(
+        "verify", token, "--issuer", other + "/oidc", "--issuer", oidc_provider.issuer,
+        "--audience", SHOP,
+    )  # fmt: skip
+    assert issuers.code == EXIT_OK, issuers
+
+
+def test_verify_wrong_endpoint_is_a_configuration_error(
+    run: Any, oidc_provider: OidcProvider
+) -> None:
+    """`localhost` for a provider whose issuer says `127.0.0.1`: exit 2, naming both."""
+    wrong = f"http://localhost:{oidc_provider.port}"
+    sentence = (
+        f"Logto reports its issuer as {oidc_provider.issuer!r} but {wrong + '/oidc'!r} "
+        "is configured"
+    )
+    for token in (oidc_provider.token(), oidc_provider.sign({"iss": wrong + "/oidc"})):
+        result = run("verify", token, "--endpoint", wrong, "--audience", SHOP)
+        assert result.code == EXIT_USAGE, result
+        assert sentence in result.err
+        assert len(result.err.strip().splitlines()) == 1
+
+
+def test_verify_token_of_another_issuer_is_rejected(run: Any, oidc_provider: OidcProvider) -> None:
+    token = oidc_provider.sign({"iss": "https://other.logto.app/oidc"})
+    result = run("verify", token, "--endpoint", oidc_provider.endpoint, "--audience", SHOP)
+    assert result.code == EXIT_REJECTED, result  # the endpoint is right: the token is wrong
+    assert result.error()["error_description"] == "token issuer is not trusted"

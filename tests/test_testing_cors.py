@@ -71,9 +71,11 @@ def test_origin_the_app_does_not_allow_is_refused(issuer: LocalIssuer) -> None:
             content=b"grant_type=client_credentials",
         )
     assert response.status_code == 400
-    assert response.json() == {
+    assert response.json() == {  # shaped like every Logto token-endpoint error
         "error": "invalid_request",
         "error_description": f"origin {ORIGIN} not allowed for client: backend",
+        "code": "oidc.invalid_request",
+        "message": "Request is invalid.",
     }
     assert "access-control-allow-origin" not in response.headers
 

@@ -38,9 +38,17 @@ def healthy() -> Iterator[BadProvider]:
 
 @pytest.fixture(scope="session")
 def samples(run: Runner, healthy: BadProvider, oidc_provider: Any) -> Iterator[list[Sample]]:
-    real = TokenVerifier(issuer=oidc_provider.issuer, audience=oidc_provider.SHOP)
+    # cooldown=0: every unknown kid is refetched, so each example's answer does not depend on
+    # the ones before it (a shared cooldown answers fresh unknown kids 503, by design).
+    real = TokenVerifier(
+        issuer=oidc_provider.issuer,
+        audience=oidc_provider.SHOP,
+        jwks=JWKSCache(oidc_provider.issuer, cooldown=0),
+    )
     local = TokenVerifier(
-        issuer=healthy.issuer, audience=API, jwks=JWKSCache(healthy.issuer, timeout=2.0)
+        issuer=healthy.issuer,
+        audience=API,
+        jwks=JWKSCache(healthy.issuer, timeout=2.0, cooldown=0),
     )
     found = [
         ("oidc-provider", oidc_provider.token(), real),

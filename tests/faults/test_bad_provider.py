@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from logto_guard.errors import (
     AuthError,
     InvalidToken,
+    IssuerNotVerifiable,
     KeySetUnavailable,
+    SigningKeyNotYetKnown,
     UnknownSigningKey,
     UnsupportedAlgorithm,
 )
@@ -55,7 +57,7 @@ FRAGMENT = {
     "use_enc": "no usable signing key",
     "oct_only": "no usable signing key",
     "redirect": "HTTP 302",
-    "issuer_mismatch": "another issuer",
+    "issuer_mismatch": "Logto reports its issuer as",
     "stopped": "ConnectError",
 }
 # Faults of a single document: each applies to the discovery document or to the JWKS.
@@ -74,7 +76,6 @@ COLD_CASES = [
     *((mode, on) for mode in DOCUMENT_FAULTS for on in ("discovery", "jwks")),
     ("use_enc", "jwks"),
     ("oct_only", "jwks"),
-    ("issuer_mismatch", "discovery"),
     ("stopped", "both"),
 ]
 # After a good fetch the discovery document is not read again: faults hit the JWKS.
@@ -224,6 +225,27 @@ async def test_cold_start_under_fault(
     assert_no_token(caplog, token)
 
 
+async def test_cold_start_with_discovery_naming_another_issuer(
+    bad: BadProvider,
+    make_verifier: Callable[..., TokenVerifier],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wrong endpoint is a configuration mistake, not an outage: 401 (never 503), named once
+    at ERROR; trusted again once discovery agrees."""
+    bad.set_fault("issuer_mismatch", on=("discovery",))
+    verifier = make_verifier()
+    token = bad.sign()
+    for _ in range(2):
+        outcome = await timed(verifier, token)
+        assert isinstance(outcome, IssuerNotVerifiable), repr(outcome)
+        assert outcome.status_code == 401
+    lines = jwks_records(caplog, logging.ERROR)
+    assert [line for line in lines if FRAGMENT["issuer_mismatch"] in line] == lines
+    assert len(lines) == 1 and bad.issuer in lines[0]
+    bad.heal()
+    await recover(verifier, token, expected=IssuerNotVerifiable)
+
+
 async def test_cold_start_single_flight_under_a_hanging_provider(
     bad: BadProvider, make_verifier: Callable[..., TokenVerifier]
 ) -> None:
@@ -296,16 +318,19 @@ async def test_warm_cache_keeps_last_good_keys(
     for token in tokens[:2]:
         assert isinstance(await timed(verifier, token), AccessToken)
 
-    # An unknown kid is refused (once the cooldown allows, after a bounded refetch attempt).
+    # An unknown kid on a new token is refused with 503: the failing provider cannot tell
+    # whether it is a key published since (after a bounded refetch attempt).
     stranger = bad.sign(key=ec.generate_private_key(ec.SECP384R1()), kid="not-published")
     await asyncio.sleep(COOLDOWN)
-    assert isinstance(await timed(verifier, stranger), UnknownSigningKey)
+    refused = await timed(verifier, stranger)
+    assert isinstance(refused, SigningKeyNotYetKnown), repr(refused)
+    assert refused.status_code == 503 and refused.retry_after >= 1
 
     # Rotation during the outage; the healed provider's new key is picked up.
     new_kid = bad.add_key("EC")
     bad.heal()
     fresh = bad.sign(kid=new_kid)
-    await recover(verifier, fresh, expected=UnknownSigningKey)
+    await recover(verifier, fresh, expected=(UnknownSigningKey, SigningKeyNotYetKnown))
     await verify_fresh_tokens()
     assert_no_token(caplog, *tokens, stranger, fresh)
 

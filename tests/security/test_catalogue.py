@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from logto_guard.jwks_cache import JWKSCache
 from logto_guard.verifier import TokenVerifier
 
 from .catalogue import CASES, OK, SHOP, Case, Ctx, build_app, check_answer, no_attacker_fetch
@@ -22,7 +23,11 @@ from .catalogue import CASES, OK, SHOP, Case, Ctx, build_app, check_answer, no_a
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def verifier(ctx: Ctx) -> AsyncIterator[TokenVerifier]:
-    verifier = TokenVerifier(issuer=ctx.issuer, audience=SHOP)
+    # cooldown=0: each unknown-kid case refetches, as it would alone (a shared cooldown would
+    # answer later cases 503 "not fetched yet"; that policy is tested in tests/test_rotation.py)
+    verifier = TokenVerifier(
+        issuer=ctx.issuer, audience=SHOP, jwks=JWKSCache(ctx.issuer, cooldown=0)
+    )
     yield verifier
     await verifier.aclose()
 

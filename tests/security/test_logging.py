@@ -23,6 +23,7 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logto_guard.client import ClientCredentials, TokenRequestError
+from logto_guard.jwks_cache import JWKSCache
 from logto_guard.verifier import TokenVerifier
 
 from .catalogue import CASES, SHOP, Case, Ctx, Req, build_app, check_answer, secrets_of
@@ -103,8 +104,11 @@ async def call_asgi(app: ASGIApp, req: Req) -> tuple[int, list[tuple[str, str]],
 
 
 async def test_catalogue_logs_no_secrets(ctx: Ctx, caplog: pytest.LogCaptureFixture) -> None:
-    # A cold verifier of its own: discovery and the JWKS fetch are logged too.
-    verifier = TokenVerifier(issuer=ctx.issuer, audience=SHOP)
+    # A cold verifier of its own: discovery and the JWKS fetch are logged too (cooldown=0: each
+    # unknown-kid case refetches, as it would alone).
+    verifier = TokenVerifier(
+        issuer=ctx.issuer, audience=SHOP, jwks=JWKSCache(ctx.issuer, cooldown=0)
+    )
     app = build_app(verifier)
     secrets: set[str] = set(APP_SECRETS)
     secrets.update(secrets_of(ctx.reader, ctx.writer, ctx.mgmt))

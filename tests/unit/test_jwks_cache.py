@@ -8,7 +8,14 @@ import logging
 import httpx
 import pytest
 
-from logto_guard.errors import ConfigurationError, KeySetUnavailable, UnknownSigningKey
+from logto_guard.errors import (
+    ConfigurationError,
+    IssuerMismatch,
+    IssuerNotVerifiable,
+    KeySetUnavailable,
+    SigningKeyNotYetKnown,
+    UnknownSigningKey,
+)
 from logto_guard.jwks_cache import JWKSCache
 
 from .fake_issuer import ISSUER, FakeClock, FakeIssuer
@@ -22,6 +29,13 @@ def issuer() -> FakeIssuer:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+async def background_done(cache: JWKSCache) -> None:
+    """Wait for the background revalidation, if one runs (a condition, not a sleep)."""
+    task = cache._inflight
+    if task is not None:
+        await asyncio.shield(task)
 
 
 def make_cache(issuer: FakeIssuer, clock: FakeClock, **kw: object) -> JWKSCache:
@@ -55,7 +69,7 @@ async def test_stale_keys_revalidate_in_background_with_etag(
     key = await cache.get_key(kid, "ES384")
     clock.advance(601)
     assert await cache.get_key(kid, "ES384") is key  # answered at once from memory
-    await asyncio.sleep(0.01)  # let the background revalidation run
+    await background_done(cache)  # let the background revalidation run
     assert issuer.jwks_calls == 2
     assert await cache.get_key(kid, "ES384") is key  # 304 kept the parsed keys
     assert issuer.jwks_calls == 2
@@ -103,12 +117,12 @@ async def test_stale_if_error_keeps_last_good_keys(
     clock.advance(601)
     with caplog.at_level(logging.WARNING, logger="logto_guard.jwks"):
         assert await cache.get_key(kid, "ES384") is key
-        await asyncio.sleep(0.01)
+        await background_done(cache)
     assert "keeping the last good keys" in caplog.text
     # backoff: no new fetch attempt right after a failure
     calls = issuer.jwks_calls
     assert await cache.get_key(kid, "ES384") is key
-    await asyncio.sleep(0.01)
+    await background_done(cache)
     assert issuer.jwks_calls == calls
     # past max_stale, the old keys are no longer trusted
     clock.advance(3600)
@@ -177,15 +191,33 @@ async def test_bad_jwks_answers_are_logged_failures(
     assert log in caplog.text
 
 
-async def test_discovery_issuer_mismatch_is_refused(
+async def test_discovery_issuer_mismatch_is_a_configuration_error(
     issuer: FakeIssuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     issuer.discovery_issuer = "https://other.logto.app/oidc"
     cache = make_cache(issuer, clock)
-    with caplog.at_level(logging.ERROR), pytest.raises(KeySetUnavailable):
-        await cache.get_key("k", "ES384")
-    assert "another issuer" in caplog.text
-    assert issuer.jwks_calls == 0
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(IssuerNotVerifiable) as refused:
+            await cache.get_key("k", "ES384")
+        assert refused.value.status_code == 401  # not 503: waiting will not fix it
+        with pytest.raises(IssuerNotVerifiable):  # backing off: no new discovery yet
+            await cache.get_key("k", "ES384")
+        clock.advance(601)  # retried after ttl, in case Logto's configuration was fixed
+        with pytest.raises(IssuerMismatch) as mismatch:
+            await cache.refresh()
+    sentence = (
+        f"Logto reports its issuer as 'https://other.logto.app/oidc' but '{ISSUER}' is configured"
+    )
+    assert str(mismatch.value) == sentence
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        sentence + ": fix the endpoint/issuer setting"
+    ]  # logged once, though discovery ran twice
+    assert (issuer.discovery_calls, issuer.jwks_calls) == (2, 0)
+    assert cache.last_error == sentence
+    issuer.discovery_issuer = ISSUER  # fixed: the next fetch succeeds and clears the error
+    clock.advance(601)
+    await cache.refresh()
+    assert cache.config_error is None
 
 
 async def test_slow_provider_hits_the_total_deadline(issuer: FakeIssuer, clock: FakeClock) -> None:
@@ -220,3 +252,117 @@ def test_http_issuer_needs_loopback_or_opt_in() -> None:
     JWKSCache("http://127.0.0.1:3001/oidc")
     JWKSCache("http://localhost:3001/oidc")
     JWKSCache("http://logto.internal/oidc", allow_insecure_http=True)
+
+
+# -- rotation: only a fruitless unknown-kid refetch arms the cooldown -------------------------
+
+
+async def test_new_kid_right_after_a_fetch_refetches_at_once(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    """Logto's immediate rotation: the very next token has a kid published a moment ago."""
+    cache = make_cache(issuer, clock, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")  # the first fetch: no cooldown
+    for _ in range(3):  # three rotations within a second: each new kid found on first sight
+        clock.advance(0.1)
+        new_kid = issuer.add_key()
+        assert (await cache.get_key(new_kid, "ES384", min_age=-60)).kid == new_kid
+    assert issuer.jwks_calls == 4
+
+
+async def test_ttl_revalidation_does_not_arm_the_cooldown(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, ttl=10, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")
+    clock.advance(11)
+    await cache.refresh()  # a revalidation just happened
+    new_kid = issuer.add_key()
+    assert (await cache.get_key(new_kid, "ES384", min_age=-60)).kid == new_kid
+
+
+async def test_during_a_cooldown_old_tokens_get_401_new_ones_503(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")
+    clock.advance(5)
+    with pytest.raises(UnknownSigningKey):  # refetched, still absent: really unknown
+        await cache.get_key("random-1", "ES384", min_age=-60)
+    assert issuer.jwks_calls == 2
+    clock.advance(10)
+    # The refetch 10 s ago would have listed the key of a token signed 100 s ago.
+    with pytest.raises(UnknownSigningKey):
+        await cache.get_key("random-2", "ES384", min_age=100)
+    # A kid that refetch already showed absent is a removed key, however recent the token.
+    with pytest.raises(UnknownSigningKey):
+        await cache.get_key("random-1", "ES384", min_age=-60)
+    # A token possibly newer than our keys: 503, retry when the cooldown ends (20 s).
+    new_kid = issuer.add_key()
+    with pytest.raises(SigningKeyNotYetKnown) as pending:
+        await cache.get_key(new_kid, "ES384", min_age=-60)
+    assert (pending.value.status_code, pending.value.retry_after) == (503, 20)
+    assert issuer.jwks_calls == 2  # the flood bound holds
+    clock.advance(20)
+    assert (await cache.get_key(new_kid, "ES384", min_age=-60)).kid == new_kid
+    assert issuer.jwks_calls == 3
+
+
+async def test_joining_a_fetch_that_started_earlier_fetches_again(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    """A revalidation in flight may predate the key: its answer cannot prove the kid absent."""
+    cache = make_cache(issuer, clock, ttl=10, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")
+    clock.advance(11)
+    before = issuer.jwks()
+
+    def answer_with_the_old_set(request: httpx.Request) -> httpx.Response:
+        issuer.fault = None  # once: the set as it was when this revalidation was sent
+        return httpx.Response(200, json=before)
+
+    issuer.fault = answer_with_the_old_set
+    cache.current()  # starts the due revalidation, in the background
+    clock.advance(0.01)
+    new_kid = issuer.add_key()  # published while that revalidation is on its way
+    assert (await cache.get_key(new_kid, "ES384", min_age=-60)).kid == new_kid
+    assert issuer.jwks_calls == 3
+
+
+async def test_failed_refetch_answers_by_the_token_age(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    cache = make_cache(issuer, clock, cooldown=30)
+    await cache.get_key(issuer.published[0]["kid"], "ES384")
+    issuer.fault = lambda request: httpx.Response(500, text="down")
+    clock.advance(5)
+    with pytest.raises(SigningKeyNotYetKnown) as pending:  # Logto down: cannot tell
+        await cache.get_key("new", "ES384", min_age=-60)
+    assert pending.value.retry_after == 30  # the failure backoff
+    with pytest.raises(UnknownSigningKey):  # older than our last good fetch
+        await cache.get_key("other", "ES384", min_age=100)
+
+
+async def test_owned_client_leaves_nothing_open(clock: FakeClock) -> None:
+    """Without http_client= each fetch uses a client of its own, closed right after it."""
+    cache = JWKSCache("https://127.0.0.1:9/oidc", timeout=0.5, clock=clock)  # nothing listens
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    first_context = cache._ssl_context
+    assert first_context is not None
+    clock.advance(3600)
+    with pytest.raises(KeySetUnavailable):
+        await cache.get_key("k", "ES384")
+    assert cache._ssl_context is first_context  # the CA bundle is loaded once
+
+
+async def test_aclose_ends_a_fetch_in_flight(issuer: FakeIssuer, clock: FakeClock) -> None:
+    """A shutdown mid-fetch leaves no task (nor its per-fetch client) behind."""
+    issuer.delay = 5.0
+    cache = make_cache(issuer, clock)
+    cache.current()  # cold: starts a fetch in the background
+    task = cache._inflight
+    assert task is not None
+    await asyncio.sleep(0.01)
+    await cache.aclose()
+    assert task.done() and cache._inflight is None

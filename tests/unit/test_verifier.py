@@ -252,3 +252,97 @@ def test_endpoint_gives_logto_issuer() -> None:
     v = TokenVerifier(endpoint="https://tenant.logto.app/", audience=API)
     assert v.issuer == "https://tenant.logto.app/oidc"
     assert v.token_endpoint == "https://tenant.logto.app/oidc/token"
+
+
+# -- cache_size, several issuers, early refusal ----------------------------------------------
+
+
+async def test_cache_size_zero_means_no_verified_token_cache(issuer: FakeIssuer) -> None:
+    jwks = JWKSCache(ISSUER, http_client=issuer.client())
+    verifier = TokenVerifier(ISSUER, audience=API, jwks=jwks, cache_size=0)
+    token = issuer.sign()
+    first = await verifier.verify(token)
+    second = await verifier.verify(token)
+    assert first == second and first is not second  # verified twice, nothing kept
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, True])
+def test_bad_cache_size_is_named_at_configuration(size: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"cache_size.*{size!r}"):
+        TokenVerifier(ISSUER, audience=API, cache_size=size)  # type: ignore[arg-type]
+
+
+OTHER = "https://custom.example.com/oidc"
+
+
+async def test_token_iss_picks_among_several_issuers() -> None:
+    tenant, custom = FakeIssuer(), FakeIssuer()
+    custom.discovery_issuer = OTHER
+    verifier = TokenVerifier(
+        [ISSUER, OTHER],
+        audience=API,
+        jwks=[
+            JWKSCache(ISSUER, http_client=tenant.client()),
+            JWKSCache(OTHER, http_client=custom.client()),
+        ],
+    )
+    assert verifier.issuers == (ISSUER, OTHER) and verifier.issuer == ISSUER
+    assert verifier.jwks.issuer == ISSUER
+    assert (await verifier.verify(tenant.sign())).issuer == ISSUER
+    assert (await verifier.verify(custom.sign({"iss": OTHER}))).issuer == OTHER
+    # The key set is the named issuer's: the other issuer's key does not verify its tokens.
+    with pytest.raises(errors.UnknownSigningKey):
+        await verifier.verify(tenant.sign({"iss": OTHER}))
+
+
+async def test_other_issuer_and_audience_refused_before_any_key_fetch(
+    issuer: FakeIssuer,
+) -> None:
+    jwks = JWKSCache(ISSUER, http_client=issuer.client(), jwks_uri=ISSUER + "/jwks")
+    verifier = TokenVerifier(ISSUER, audience=API, jwks=jwks)
+    for claims, error in [
+        ({"iss": "https://other.logto.app/oidc"}, errors.InvalidIssuer),
+        ({"iss": None}, errors.InvalidIssuer),
+        ({"iss": [ISSUER]}, errors.InvalidIssuer),
+        ({"aud": "https://other.api"}, errors.InvalidAudience),
+        ({"aud": None}, errors.InvalidAudience),
+    ]:
+        with pytest.raises(error):
+            await verifier.verify(issuer.sign(claims, kid=issuer.published[0]["kid"]))
+    assert (issuer.discovery_calls, issuer.jwks_calls) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"issuer": [], "audience": API},
+        {"issuer": [ISSUER, ISSUER], "audience": API},
+        {"issuer": [ISSUER, ""], "audience": API},
+        {"endpoint": ["https://a.example", None], "audience": API},
+        {"issuer": [ISSUER, OTHER], "audience": API, "jwks_uri": ISSUER + "/jwks"},
+        {"issuer": ISSUER, "audience": API, "jwks": JWKSCache(OTHER)},
+    ],
+)
+def test_issuer_list_configuration_errors(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        TokenVerifier(**kwargs)
+
+
+def test_endpoint_list_gives_one_issuer_each() -> None:
+    v = TokenVerifier(
+        endpoint=["https://tenant.logto.app", "https://auth.example.com/"], audience=API
+    )
+    assert v.issuers == ("https://tenant.logto.app/oidc", "https://auth.example.com/oidc")
+    assert [c.issuer for c in v.jwks_caches] == list(v.issuers)
+    assert v.token_endpoint == "https://tenant.logto.app/oidc/token"
+
+
+@pytest.mark.parametrize("iat", [10**400, -(10**400), "1", True, None])
+async def test_odd_iat_is_a_claim_error_not_a_crash(
+    issuer: FakeIssuer, verifier: TokenVerifier, iat: object
+) -> None:
+    """The unverified iat also feeds the unknown-kid decision: it must never raise there."""
+    with pytest.raises(errors.InvalidClaim):
+        await verifier.verify(issuer.sign({"iat": iat}))
+    with pytest.raises(errors.UnknownSigningKey):  # refetched (cooldown 0): absent
+        await verifier.verify(issuer.sign({"iat": iat}, header={"kid": "not-published"}))

@@ -7,38 +7,33 @@ tenant or a network. `LocalIssuer` is that: it holds its own keys, mints tokens,
 on demand, and answers HTTP in-process (`transport()`, `asgi_app`) or on a loopback port
 (`serve()`), so the library's real fetch-and-verify path is what the tests exercise.
 
+This module is the tenant itself: its URLs, keys and tokens. The token endpoint's apps and
+grant live in `token_endpoint`, the HTTP routes and documents in `endpoints`.
+
 The shapes follow /work/shared/logto-tokens.md (Logto 1.42, which is oidc-provider underneath);
 token-endpoint error codes, statuses and descriptions are oidc-provider's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
-import hmac
-import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from .._fetch import is_loopback
-from .._http import MockTransport, Reply, Unreachable, httpx
+from .._http import MockTransport, httpx
 from ..token import ORGANIZATION_AUDIENCE_PREFIX
-from .cors import allowed_origins, origin_headers, preflight_headers
-from .keys import Algorithm, SigningKey, b64url, compact_json
+from .endpoints import JSON_CONTENT_TYPE as JSON_CONTENT_TYPE
+from .endpoints import JWKS_CACHE_CONTROL as JWKS_CACHE_CONTROL
+from .endpoints import JWKS_CONTENT_TYPE as JWKS_CONTENT_TYPE
+from .endpoints import Endpoints, RecordedRequest, discovery_document, loopback_address
+from .keys import Algorithm, KeyRing
 from .server import LoopbackServer
+from .token_endpoint import RegisteredApp, TokenEndpoint
 
 if TYPE_CHECKING:
     from ..verifier import TokenVerifier
@@ -56,143 +51,8 @@ DEFAULT_AUDIENCE = "https://shopping.api"
 DEFAULT_SCOPES: tuple[str, ...] = ("read:products",)
 DEFAULT_CLIENT_ID = "m2m-app"
 
-JWKS_CACHE_CONTROL = "no-cache, max-age=0, must-revalidate"
-JWKS_CONTENT_TYPE = "application/jwk-set+json; charset=utf-8"
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
-# What Logto 1.42's discovery lists (tests/fixtures/real_logto/01-es384-writer.json).
-_LOGTO_CLAIMS = (
-    *("sub", "name", "family_name", "given_name", "middle_name", "nickname"),
-    *("preferred_username", "profile", "picture", "website", "gender", "birthdate"),
-    *("zoneinfo", "locale", "updated_at", "username", "created_at", "email"),
-    *("email_verified", "phone_number", "phone_number_verified", "address", "custom_data"),
-    *("identities", "sso_identities", "roles", "organizations", "organization_data"),
-    *("organization_roles", "sid", "auth_time", "iss"),
-)
-_LOGTO_SCOPES = (
-    *("openid", "offline_access", "profile", "email", "phone", "address", "custom_data"),
-    *("identities", "roles", "urn:logto:scope:organizations"),
-    *("urn:logto:scope:organization_roles", "urn:logto:scope:sessions"),
-    "urn:logto:scope:trusted_devices",
-)
-
-# RFC 6749 appendix A.4 scope-token characters, as oidc-provider checks them.
-_SCOPE_SYNTAX = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
-_CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}  # oidc-provider's public routes
-# Routes that answer a CORS preflight, with the methods they allow (oidc-provider's).
-_CORS_ROUTES = {
-    "/token": "POST",
-    "/jwks": "GET",
-    "/.well-known/openid-configuration": "GET",
-    "/.well-known/oauth-authorization-server": "GET",
-}
-
-
-@dataclass(frozen=True)
-class RegisteredApp:
-    """A machine-to-machine app known to the token endpoint.
-
-    `scopes_by_resource` stands for the app's M2M roles: the scopes it may get per API resource.
-    `organizations` maps the organizations the app belongs to onto its organization scopes.
-    `cors_origins` are the browser origins allowed to post its token requests (Logto's "CORS
-    allowed origins" of the app).
-    """
-
-    app_id: str
-    app_secret: str = field(repr=False)
-    scopes_by_resource: Mapping[str, frozenset[str]]
-    organizations: Mapping[str, frozenset[str]]
-    cors_origins: frozenset[str] = frozenset()
-
-
-class RecordedRequest(NamedTuple):
-    """One request the issuer answered (lets tests count JWKS fetches, see 304s...)."""
-
-    method: str
-    path: str
-    status: int
-
-
-class _OriginRefused(Exception):
-    """oidc-provider's refusal of a token request from an origin the client does not allow."""
-
-
-class _Reply(NamedTuple):
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-# Logto's phrases for oidc-provider errors (packages/phrases, errors/oidc.ts), the `message` of
-# every token-endpoint error body; other errors get the fallback phrase.
-_LOGTO_MESSAGES = {
-    "invalid_request": "Request is invalid.",
-    "invalid_grant": "Grant request is invalid.",
-    "access_denied": "Access denied.",
-    "invalid_target": "Invalid resource indicator.",
-    "unsupported_grant_type": "Unsupported `grant_type` requested.",
-    "server_error": "An unknown OIDC error occurred. Please try again later.",
-}
-
-
-def _logto_message(error: str, description: str) -> str:
-    if error == "invalid_scope":
-        return f"Invalid scope: {description}."
-    return _LOGTO_MESSAGES.get(error, f"An OIDC error occurred: oidc.{error}.")
-
-
-class _OAuthError(Exception):
-    """An RFC 6749 §5.2 error answer, shaped like Logto's: oidc-provider's `error` and
-    `error_description`, after Logto's own `code` and `message` members."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        status: int = 400,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-        self.headers = dict(headers or {})
-
-    def reply(self) -> _Reply:
-        headers = {"Cache-Control": "no-store", **self.headers}
-        body = {
-            "code": f"oidc.{self.error}",
-            "message": _logto_message(self.error, self.description),
-            "error": self.error,
-            "error_description": self.description,
-        }
-        return _json_reply(self.status, body, headers)
-
-
-def _json_reply(
-    status: int,
-    document: Mapping[str, Any],
-    headers: Mapping[str, str] | None = None,
-    content_type: str = JSON_CONTENT_TYPE,
-) -> _Reply:
-    return _Reply(
-        status, {"Content-Type": content_type, **(headers or {})}, compact_json(document)
-    )
-
-
-def _etag(body: bytes) -> str:
-    """Logto's (koa's) strong ETag: body length in hex and a truncated SHA-1, in quotes."""
-    digest = base64.b64encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode()
-    return f'"{len(body):x}-{digest[:27]}"'
-
-
-def _weak_etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 §13.1.2: weak comparison against each listed tag (or `*`)."""
-    if if_none_match.strip() == "*":
-        return True
-    wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
-
-
-class LocalIssuer:
+class LocalIssuer(KeyRing):
     """An in-process Logto tenant: signing keys, token minting, and Logto's OIDC endpoints.
 
     `endpoint` plays Logto's `ENDPOINT`; the issuer is `endpoint + "/oidc"`. Left out, it is
@@ -200,7 +60,7 @@ class LocalIssuer:
     and `http://127.0.0.1:<free port>` once `start()`/`serve()` binds a loopback port.
 
     Thread-safe: a served issuer answers from a background thread while the test mints and
-    rotates keys.
+    rotates keys (the key methods come from `KeyRing`).
     """
 
     def __init__(
@@ -214,20 +74,15 @@ class LocalIssuer:
     ) -> None:
         self._endpoint_pinned = endpoint is not None
         self._endpoint = self._check_endpoint(endpoint or DEFAULT_ENDPOINT)
-        self.rsa_key_size = rsa_key_size
+        super().__init__(algorithm, rsa_key_size)
         self.access_token_ttl = access_token_ttl
         self.default_resource = default_resource
         self.unavailable = False
         """While True, every endpoint answers 503 (simulates a Logto outage)."""
-        self._lock = threading.RLock()
-        first = SigningKey.generate(algorithm, rsa_key_size)
-        self._keys: dict[str, SigningKey] = {first.kid: first}
-        self._signing_kid = first.kid
-        self._apps: dict[str, RegisteredApp] = {}
-        self._requests: list[RecordedRequest] = []
-        self._minted = False
         self._server: LoopbackServer | None = None
-        self.asgi_app: Starlette = self._build_asgi_app()
+        self._tokens = TokenEndpoint(self)
+        self._http = Endpoints(self, self._tokens)
+        self.asgi_app: Starlette = self._http.asgi_app
         """Logto's endpoints as an ASGI app (mount it, or hand it to httpx.ASGITransport)."""
 
     @staticmethod
@@ -263,86 +118,7 @@ class LocalIssuer:
     def token_endpoint(self) -> str:
         return self.issuer + "/token"
 
-    # -- keys -------------------------------------------------------------------------------
-
-    @property
-    def signing_kid(self) -> str:
-        """The key new tokens are signed with (Logto's "current" key)."""
-        return self._signing_kid
-
-    @property
-    def algorithm(self) -> str:
-        """The algorithm of the current signing key."""
-        with self._lock:
-            return self._keys[self._signing_kid].algorithm
-
-    @property
-    def kids(self) -> tuple[str, ...]:
-        """Every published key id in JWKS order: the signing key first, then oldest first."""
-        with self._lock:
-            return tuple(key.kid for key in self._published())
-
-    def _published(self) -> list[SigningKey]:
-        signing = self._keys[self._signing_kid]
-        return [signing, *(key for key in self._keys.values() if key is not signing)]
-
-    def add_key(self, algorithm: Algorithm | None = None) -> str:
-        """Publish a new key without signing with it yet (a staged rotation's "next" key)."""
-        key = SigningKey.generate(algorithm or self.algorithm, self.rsa_key_size)
-        with self._lock:
-            self._keys[key.kid] = key
-        return key.kid
-
-    def promote(self, kid: str) -> None:
-        """Sign new tokens with a published key; the old one stays published."""
-        with self._lock:
-            if kid not in self._keys:
-                raise KeyError(f"no published key {kid!r}")
-            self._signing_kid = kid
-
-    def remove_key(self, kid: str) -> None:
-        """Unpublish a key: tokens it signed no longer verify once a verifier refetches."""
-        with self._lock:
-            if kid not in self._keys:
-                raise KeyError(f"no published key {kid!r}")
-            if kid == self._signing_kid:
-                raise ValueError("cannot remove the signing key; promote or rotate first")
-            del self._keys[kid]
-
-    def rotate(self, algorithm: Algorithm | None = None) -> str:
-        """Logto's "rotate": a new current key; the previous stays published until removed."""
-        kid = self.add_key(algorithm)
-        self.promote(kid)
-        return kid
-
-    def jwks(self) -> dict[str, Any]:
-        """The public JWK set, as `/oidc/jwks` serves it."""
-        with self._lock:
-            return {"keys": [dict(key.public_jwk) for key in self._published()]}
-
-    def private_key(self, kid: str | None = None) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-        """A signing key, for tests that build tokens by other means."""
-        with self._lock:
-            return self._keys[kid or self._signing_kid].private_key
-
     # -- tokens -----------------------------------------------------------------------------
-
-    def sign(
-        self, header: Mapping[str, Any], claims: Mapping[str, Any], *, kid: str | None = None
-    ) -> str:
-        """Sign header and claims exactly as given (no defaults), with key `kid` or the current.
-
-        The signature always uses the key's own algorithm, whatever `header["alg"]` says, so a
-        test can forge an alg-confusion token on purpose.
-        """
-        with self._lock:
-            key = self._keys.get(kid or self._signing_kid)
-            if key is None:
-                raise KeyError(f"no published key {kid!r}")
-            self._minted = True
-        signing_input = f"{b64url(compact_json(header))}.{b64url(compact_json(claims))}"
-        signature = key.sign(signing_input.encode("ascii"))
-        return f"{signing_input}.{b64url(signature)}"
 
     def mint(
         self,
@@ -364,10 +140,7 @@ class LocalIssuer:
         `scope`, as Logto does when none was requested. `kid` signs with another published key.
         `organization_id` makes an organization-level API token (`aud` stays the API).
         """
-        with self._lock:
-            key = self._keys.get(kid or self._signing_kid)
-            if key is None:
-                raise KeyError(f"no published key {kid!r}")
+        key = self._key(kid)
         issued_at = int(time.time() if now is None else now)
         scope = " ".join(scopes or ())
         # Member order as Logto writes them (recorded in tests/fixtures/real_logto/).
@@ -463,40 +236,24 @@ class LocalIssuer:
         `cors_origins` (e.g. `["http://127.0.0.1:8000"]`) may call the token endpoint from a
         browser, as Swagger UI's Authorize button does; other origins get `invalid_request`.
         """
-        app = RegisteredApp(
-            app_id=app_id,
-            app_secret=app_secret,
-            scopes_by_resource={
-                resource: frozenset(scopes)
-                for resource, scopes in (scopes_by_resource or {}).items()
-            },
-            organizations={org: frozenset(scopes) for org, scopes in (organizations or {}).items()},
-            cors_origins=allowed_origins(cors_origins),
+        return self._tokens.register(
+            app_id, app_secret, scopes_by_resource, organizations, cors_origins
         )
-        with self._lock:
-            self._apps[app_id] = app
-        return app
 
     @property
     def resources(self) -> frozenset[str]:
         """The tenant's API resource indicators (every resource any app was registered for)."""
-        with self._lock:
-            found = {r for app in self._apps.values() for r in app.scopes_by_resource}
-        if self.default_resource:
-            found.add(self.default_resource)
-        return frozenset(found)
+        return self._tokens.resources
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request answered so far, oldest first (a copy)."""
-        with self._lock:
-            return list(self._requests)
+        return self._http.requests
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self._http.clear_requests()
 
     def discovery(self) -> dict[str, Any]:
         """The OpenID Provider metadata, member for member (and in the order) Logto 1.42 serves.
@@ -504,61 +261,9 @@ class LocalIssuer:
         `id_token_signing_alg_values_supported` follows the published keys, as in Logto: an
         RSA key adds PS256 and RS256.
         """
-        issuer = self.issuer
         with self._lock:
-            algorithms: list[str] = []
-            for key in self._published():
-                for name in ("PS256", "RS256") if key.algorithm == "RS256" else (key.algorithm,):
-                    if name not in algorithms:
-                        algorithms.append(name)
-        return {
-            "authorization_endpoint": issuer + "/auth",
-            "device_authorization_endpoint": issuer + "/device/auth",
-            "claims_parameter_supported": False,
-            "claims_supported": list(_LOGTO_CLAIMS),
-            "code_challenge_methods_supported": ["S256"],
-            "end_session_endpoint": issuer + "/session/end",
-            "grant_types_supported": [
-                "implicit",
-                "authorization_code",
-                "refresh_token",
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:device_code",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ],
-            "issuer": issuer,
-            "jwks_uri": issuer + "/jwks",
-            "authorization_response_iss_parameter_supported": True,
-            "response_modes_supported": ["form_post", "fragment", "query"],
-            "response_types_supported": ["code id_token", "code", "id_token", "none"],
-            "scopes_supported": list(_LOGTO_SCOPES),
-            "subject_types_supported": ["public"],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_jwt",
-                "client_secret_post",
-                "private_key_jwt",
-                "none",
-            ],
-            "token_endpoint_auth_signing_alg_values_supported": [
-                "HS256",
-                "RS256",
-                "PS256",
-                "ES256",
-                "Ed25519",
-                "EdDSA",
-            ],
-            "token_endpoint": issuer + "/token",
-            "id_token_signing_alg_values_supported": algorithms,
-            "pushed_authorization_request_endpoint": issuer + "/request",
-            "request_uri_parameter_supported": False,
-            "userinfo_endpoint": issuer + "/me",
-            "introspection_endpoint": issuer + "/token/introspection",
-            "revocation_endpoint": issuer + "/token/revocation",
-            "backchannel_logout_supported": True,
-            "backchannel_logout_session_supported": True,
-            "claim_types_supported": ["normal"],
-        }
+            algorithms = [key.algorithm for key in self._published()]
+        return discovery_document(self.issuer, algorithms)
 
     def transport(self) -> MockTransport:
         """A transport that reaches this issuer only, for httpx2 and httpx clients alike.
@@ -568,7 +273,7 @@ class LocalIssuer:
         the client family's ``ConnectError``, like an unreachable host, so a verifier
         configured with the wrong issuer fails instead of silently passing.
         """
-        return MockTransport(self._handle_httpx)
+        return self._http.transport()
 
     def verifier(
         self,
@@ -602,220 +307,7 @@ class LocalIssuer:
 
         `headers` must look names up case-insensitively (httpx and Starlette headers do).
         """
-        reply = self._dispatch(method.upper(), path, headers, body)
-        with self._lock:
-            self._requests.append(RecordedRequest(method.upper(), path, reply.status))
-        return reply
-
-    def _dispatch(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
-        base = urlsplit(self.issuer).path
-        route = path[len(base) :] if path.startswith(base + "/") else None
-        read = method in ("GET", "HEAD")
-        if self.unavailable and route is not None:
-            return _json_reply(
-                503,
-                {"error": "server_error", "error_description": "service temporarily unavailable"},
-                {"Retry-After": "1"},
-            )
-        reply: _Reply
-        if method == "OPTIONS" and route in _CORS_ROUTES:
-            preflight = preflight_headers(headers, _CORS_ROUTES[route])
-            if preflight is not None:
-                return _Reply(204, preflight, b"")
-        if read and route in (
-            "/.well-known/openid-configuration",
-            "/.well-known/oauth-authorization-server",
-        ):
-            reply = self._discovery_reply(headers.get("if-none-match"))
-        elif read and route == "/jwks":
-            reply = self._jwks_reply(headers.get("if-none-match"), head=method == "HEAD")
-        elif method == "POST" and route == "/token":
-            cors: dict[str, str] = origin_headers(headers.get("origin") or "*")
-            try:
-                reply = self._token_reply(headers, body)
-            except _OAuthError as exc:
-                reply = exc.reply()
-            except _OriginRefused as exc:
-                reply, cors = _OAuthError("invalid_request", str(exc)).reply(), {}
-            reply = reply._replace(headers={**reply.headers, **cors})
-        else:
-            # oidc-provider's answer to any unknown route or method.
-            reply = _json_reply(
-                404,
-                {
-                    "error": "invalid_request",
-                    "error_description": f"unrecognized route or not allowed method "
-                    f"({method} {path})",
-                },
-            )
-        if method == "HEAD":
-            reply = reply._replace(body=b"")
-        return reply
-
-    def _discovery_reply(self, if_none_match: str | None) -> _Reply:
-        """Logto's discovery: an ETag and 304s, but no Cache-Control."""
-        body = compact_json(self.discovery())
-        etag = _etag(body)
-        if if_none_match and _weak_etag_matches(if_none_match, etag):
-            return _Reply(304, {"ETag": etag, **_CORS}, b"")
-        return _Reply(200, {"Content-Type": JSON_CONTENT_TYPE, "ETag": etag, **_CORS}, body)
-
-    def _jwks_reply(self, if_none_match: str | None, *, head: bool = False) -> _Reply:
-        body = compact_json(self.jwks())
-        if head:  # Logto sets neither Cache-Control nor an ETag on HEAD
-            return _Reply(200, {"Content-Type": JWKS_CONTENT_TYPE, **_CORS}, body)
-        etag = _etag(body)
-        headers = {"Cache-Control": JWKS_CACHE_CONTROL, "ETag": etag, **_CORS}
-        if if_none_match and _weak_etag_matches(if_none_match, etag):
-            return _Reply(304, headers, b"")
-        return _Reply(200, {"Content-Type": JWKS_CONTENT_TYPE, **headers}, body)
-
-    def _token_reply(self, headers: Mapping[str, str], body: bytes) -> _Reply:
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            raise _OAuthError(
-                "invalid_request",
-                "only application/x-www-form-urlencoded content-type bodies are supported on "
-                "POST /token",
-            )
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            raise _OAuthError("invalid_request", "request body is not valid UTF-8") from None
-        params: dict[str, list[str]] = {}
-        for name, value in pairs:
-            if value != "":  # oidc-provider treats empty parameters as absent
-                params.setdefault(name, []).append(value)
-        for name, values in params.items():
-            if len(values) > 1 and name != "resource":
-                raise _OAuthError(
-                    "invalid_request", f"'{name}' parameter must not be provided twice"
-                )
-
-        def param(name: str) -> str | None:
-            values = params.get(name)
-            return values[0] if values else None
-
-        app = self._authenticate_client(headers, param("client_id"), param("client_secret"))
-
-        grant_type = param("grant_type")
-        if grant_type is None:
-            raise _OAuthError("invalid_request", "missing required parameter 'grant_type'")
-        if grant_type != "client_credentials":
-            raise _OAuthError("unsupported_grant_type", "unsupported grant_type requested")
-
-        scope = param("scope")
-        if scope is not None and not _SCOPE_SYNTAX.fullmatch(scope):
-            raise _OAuthError("invalid_scope", "scope contains invalid characters")
-        requested = scope.split(" ") if scope else []
-
-        resources = params.get("resource", [])
-        if len(resources) > 1:
-            raise _OAuthError(
-                "invalid_target",
-                "only a single resource indicator value is supported for this grant type",
-            )
-        organization_id = param("organization_id")
-        resource = resources[0] if resources else None
-        if resource is None and organization_id is None:
-            resource = self.default_resource
-            if resource is None:  # Logto would issue an opaque token, never an M2M JWT
-                raise _OAuthError(
-                    "invalid_target", "both `resource` and `organization_id` are not provided"
-                )
-        if organization_id is not None and organization_id not in app.organizations:
-            raise _OAuthError(
-                "access_denied", "app has not associated with the organization", status=403
-            )
-
-        if resource is None:
-            assert organization_id is not None  # checked above
-            audience = ORGANIZATION_AUDIENCE_PREFIX + organization_id
-            granted = app.organizations[organization_id]
-            token_org = None
-        else:
-            if resource not in self.resources:
-                raise _OAuthError("invalid_target", "resource indicator is missing, or unknown")
-            audience = resource
-            granted = app.scopes_by_resource.get(resource, frozenset())
-            token_org = organization_id
-        # Unknown or ungranted scopes are dropped silently, keeping the requested order.
-        scopes = [s for s in dict.fromkeys(requested) if s in granted]
-        token = self.mint(
-            audience=audience,
-            scopes=scopes,
-            client_id=app.app_id,
-            expires_in=self.access_token_ttl,
-            organization_id=token_org,
-        )
-        document: dict[str, Any] = {
-            "access_token": token,
-            "expires_in": self.access_token_ttl,
-            "token_type": "Bearer",
-        }
-        if scopes or resource is None:  # an organization token's scope is there even if ""
-            document["scope"] = " ".join(scopes)
-        return _json_reply(200, document, {"Cache-Control": "no-store"})
-
-    def _authenticate_client(
-        self, headers: Mapping[str, str], body_id: str | None, body_secret: str | None
-    ) -> RegisteredApp:
-        """client_secret_basic or client_secret_post, in oidc-provider's order of checks."""
-        authorization = headers.get("authorization")
-        if authorization is not None and body_secret is not None:
-            raise _OAuthError(
-                "invalid_request", "client authentication must only be provided using one mechanism"
-            )
-        client_id, secret = body_id, body_secret
-        if authorization is not None:
-            basic_id, secret = _parse_basic(authorization)
-            if client_id is not None and client_id != basic_id:
-                raise _OAuthError("invalid_request", "client_id mismatch")
-            client_id = basic_id
-        if client_id is None:
-            raise _OAuthError("invalid_request", "no client authentication mechanism provided")
-        with self._lock:
-            app = self._apps.get(client_id)
-        if app is None:
-            # Logto answers an unknown app with 400 and names it (oidc-provider alone: 401).
-            raise _OAuthError("invalid_client", f"invalid client {client_id}", status=400)
-        origin = headers.get("origin")
-        if origin is not None and origin.lower() not in app.cors_origins:
-            raise _OriginRefused(f"origin {origin} not allowed for client: {app.app_id}")
-        challenge = None
-        if authorization is not None:  # oidc-provider answers Basic with a Basic challenge
-            challenge = {
-                "WWW-Authenticate": f'Basic realm="{self.issuer}", error="invalid_client", '
-                'error_description="client authentication failed"'
-            }
-        if secret is None or not hmac.compare_digest(
-            secret.encode("utf-8"), app.app_secret.encode("utf-8")
-        ):
-            raise _OAuthError(
-                "invalid_client", "client authentication failed", status=401, headers=challenge
-            )
-        return app
-
-    def _handle_httpx(self, request: httpx.Request) -> Reply:
-        url = request.url
-        if _origin(url.scheme, url.host, url.port) != _origin_of(self._endpoint):
-            raise Unreachable(
-                f"LocalIssuer transport only reaches {self._endpoint}, not "
-                f"{url.scheme}://{url.netloc.decode('ascii')}"
-            )
-        return self.handle(request.method, url.path, request.headers, request.content)
-
-    async def _asgi_endpoint(self, request: Request) -> Response:
-        status, headers, body = self.handle(
-            request.method, request.url.path, request.headers, await request.body()
-        )
-        return Response(body, status_code=status, headers=headers)
-
-    def _build_asgi_app(self) -> Starlette:
-        # One catch-all route: the same core answers here and in transport(), and the issuer's
-        # path can change when start() picks the port.
-        methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-        return Starlette(routes=[Route("/{path:path}", self._asgi_endpoint, methods=methods)])
+        return self._http.handle(method, path, headers, body)
 
     # -- loopback server ------------------------------------------------------------------------
 
@@ -832,17 +324,7 @@ class LocalIssuer:
         """
         if self._server is not None:
             raise RuntimeError("this LocalIssuer is already running")
-        host, port = self._address()
-        server = LoopbackServer(
-            self.asgi_app,
-            host=host,
-            port=port,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
+        server = self._http.loopback_server(*self._address())
         if not self._endpoint_pinned:
             self._endpoint = server.url
             self._endpoint_pinned = True  # a restart keeps the same URLs
@@ -851,23 +333,14 @@ class LocalIssuer:
         return self._endpoint
 
     def _address(self) -> tuple[str, int]:
-        if not self._endpoint_pinned:
-            if self._minted:
-                raise RuntimeError(
-                    f"tokens were already minted for {self.issuer}; start() gives the issuer "
-                    "a new endpoint, so start it before minting (or pass endpoint=...)"
-                )
-            return "127.0.0.1", 0
-        parts = urlsplit(self._endpoint)
-        host = parts.hostname or ""
-        if parts.scheme != "http" or not is_loopback(host) or parts.port is None:
-            raise ValueError(
-                f"cannot serve {self._endpoint} locally: give an endpoint like "
-                "http://127.0.0.1:<port>, or none to get a free port"
+        if self._endpoint_pinned:
+            return loopback_address(self._endpoint)
+        if self._signed:
+            raise RuntimeError(
+                f"tokens were already minted for {self.issuer}; start() gives the issuer "
+                "a new endpoint, so start it before minting (or pass endpoint=...)"
             )
-        if parts.path:
-            raise ValueError("a served endpoint cannot have a path")
-        return host, parts.port
+        return "127.0.0.1", 0
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loopback server (idempotent). The endpoint and keys stay as they were."""
@@ -897,33 +370,3 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[st
         else:
             base[name] = value
     return base
-
-
-def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
-    return scheme, (host or "").lower(), port or (443 if scheme == "https" else 80)
-
-
-def _origin_of(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    return _origin(parts.scheme, parts.hostname, parts.port)
-
-
-def _parse_basic(authorization: str) -> tuple[str, str]:
-    """HTTP Basic client credentials, form-urlencoded inside as RFC 6749 §2.3.1 says."""
-    malformed = _OAuthError("invalid_request", "invalid authorization header value format")
-    parts = authorization.split(" ")
-    if len(parts) != 2 or parts[0].lower() != "basic":
-        raise malformed
-    try:
-        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise malformed from None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise malformed
-    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-    if not secret:
-        raise _OAuthError(
-            "invalid_request", "client_secret must be provided in the Authorization header"
-        )
-    return client_id, secret

@@ -65,7 +65,7 @@ async def fetch_json(
 ) -> FetchResult:
     try:
         return await asyncio.wait_for(_fetch(client, url, etag, max_bytes), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise FetchError(f"GET {url} took longer than {timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"GET {url} failed: {type(exc).__name__}") from None

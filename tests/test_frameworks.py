@@ -9,7 +9,10 @@ No `from __future__ import annotations`: FastAPI and Litestar read the handler a
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import sys
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -117,6 +120,7 @@ def litestar_app(verifier: TokenVerifier) -> ASGIApp:
     app = Litestar(
         route_handlers=[read, write, raises, health],
         plugins=[LogtoPlugin(verifier, public_paths=["/health"])],
+        logging_config=None,  # Litestar's default reconfigures the root logger for everyone
     )
     return app  # type: ignore[return-value]  # Litestar's ASGI types, structurally the same
 
@@ -324,3 +328,59 @@ async def test_litestar_app_shares_one_key_cache(
 def test_litestar_plugin_names_a_wrong_option() -> None:
     with pytest.raises(TypeError, match="unknown_option"):
         LogtoPlugin(endpoint="https://tenant.logto.app", audience=SHOP, unknown_option=1)
+
+
+# -- the README's Litestar example, run as written ---------------------------------------------
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """Undo what a default-configured Litestar app does to logging (root and "litestar")."""
+    saved = {
+        name: (logger.handlers[:], logger.level, logger.propagate)
+        for name in ("", "litestar")
+        for logger in [logging.getLogger(name)]
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers[:]:
+            if handler not in handlers:
+                logger.removeHandler(handler)  # Litestar stops its queue listener at exit
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.mark.usefixtures("logging_restored")
+async def test_readme_litestar_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        from readme import block
+    except ImportError:  # pragma: no cover - tests/ imported as a package
+        from .readme import block
+
+    # A module of its own: Litestar resolves handler annotations through sys.modules.
+    module = types.ModuleType("readme_litestar_example")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(block("plugins=[LogtoPlugin(endpoint="), module.__dict__)  # noqa: S102 - README code
+    app = module.app
+    plugin = app.plugins.init[0]
+    assert isinstance(plugin, LogtoPlugin)
+    assert plugin.verifier.issuer == "https://tenant.logto.app/oidc"
+    assert plugin.verifier.audiences == ("https://shopping.api",)
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client,
+    ):
+        # No token and public paths need no keys, so nothing leaves the machine.
+        refused = await client.get("/products")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == (
+            'Bearer realm="api", resource_metadata='
+            '"https://shopping.api/.well-known/oauth-protected-resource"'
+        )
+        assert (await client.get("/health")).status_code == 404  # public, and no such route
+        metadata = await client.get("/.well-known/oauth-protected-resource")
+        assert metadata.json()["authorization_servers"] == ["https://tenant.logto.app/oidc"]

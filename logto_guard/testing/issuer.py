@@ -7,7 +7,7 @@ tenant or a network. `LocalIssuer` is that: it holds its own keys, mints tokens,
 on demand, and answers HTTP in-process (`transport()`, `asgi_app`) or on a loopback port
 (`serve()`), so the library's real fetch-and-verify path is what the tests exercise.
 
-The shapes follow /work/shared/logto-tokens.md (Logto 1.42, which is oidc-provider underneath);
+The shapes follow the access tokens Logto 1.42 issues (it is oidc-provider underneath);
 token-endpoint error codes, statuses and descriptions are oidc-provider's.
 """
 

@@ -18,7 +18,9 @@ Starlette, and the plugin takes care of both:
   it in `on_shutdown` (Litestar's lifespan does not pass through route middleware).
 * Litestar answers exceptions from handlers and guards itself, so an `AuthError` raised there
   (`get_access_token`, `scopes_guard`) would be a 500. The plugin registers
-  `auth_error_handler`, which answers with the middleware's own RFC 6750 responder.
+  `auth_error_handler`, which answers with the middleware's own RFC 6750 responder. (That is
+  for HTTP; a WebSocket handshake without a valid token is refused by the middleware before
+  any handler runs.)
 
 Litestar runs route middleware for matched routes only, so the plugin also routes the RFC 9728
 metadata path. The verified `AccessToken` is `request.auth`; the `LogtoUser` is `request.user`.

@@ -66,7 +66,7 @@ async def fetch_json(
     try:
         with telemetry.hooks.http_get(url) as span:
             return await asyncio.wait_for(_fetch(client, url, etag, max_bytes, span), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise FetchError(f"GET {url} took longer than {timeout:g} s") from None
     except HTTP_ERRORS as exc:  # either client family's
         raise FetchError(f"GET {url} failed: {type(exc).__name__}") from None

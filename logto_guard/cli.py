@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
@@ -627,7 +627,7 @@ def _numeric(value: Any) -> float | None:
 
 def _describe_time(value: float, now: float) -> str:
     try:
-        when = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return "out of range"
     delta = value - now

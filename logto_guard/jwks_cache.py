@@ -236,7 +236,7 @@ class JWKSCache:
             try:
                 # One deadline for discovery and JWKS together: a cold start waits at most that.
                 result = await asyncio.wait_for(self._fetch_documents(), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise FetchError(f"fetching keys took longer than {self.timeout:g} s") from None
             if result.document is not None and result.document != self._document:
                 # Same content keeps the same KeySet object: the verified-token cache stays valid.

@@ -17,7 +17,8 @@ Annotated aliases local to `fastapi_app`.
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -122,7 +123,12 @@ def fastapi_app(verifier: TokenVerifier, *, middleware: bool) -> FastAPI:
     OrgReader = Annotated[
         AccessToken, Security(guard.organization("org_id"), scopes=["read:products"])
     ]
-    app = FastAPI(title="Shopping API")
+    @asynccontextmanager
+    async def close_verifier(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await verifier.aclose()  # alone, the dependency leaves closing to the app's lifespan
+
+    app = FastAPI(title="Shopping API", lifespan=None if middleware else close_verifier)
 
     @app.get("/products")
     async def list_products(token: Reader) -> dict[str, Any]:
@@ -198,8 +204,8 @@ def servers(oidc_provider: OidcProvider) -> Iterator[dict[str, Served]]:
     finally:
         for thread in running:
             thread.stop()
-    # Lifespan shutdown closed the verifier of each app that has LogtoGuard.
-    assert [s.verifier.closed for s in served.values()] == [1, 1, 0]
+    # Lifespan shutdown closed each verifier once: LogtoGuard's, and the bare app's own.
+    assert [s.verifier.closed for s in served.values()] == [1, 1, 1]
 
 
 @pytest.fixture(params=["starlette", "fastapi", "fastapi-bare"])

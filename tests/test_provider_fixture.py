@@ -6,6 +6,7 @@ These tests use only httpx, PyJWT and the fixture: no project code.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import jwt
@@ -20,6 +21,12 @@ except ImportError:
 JWKS_CACHE_CONTROL = "no-cache, max-age=0, must-revalidate"
 
 HTTP = http_client()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_http() -> Iterator[None]:
+    yield
+    HTTP.close()
 
 
 def verify(provider: OidcProvider, token: str, *, audience: str = SHOP) -> dict:

@@ -95,7 +95,8 @@ def served_demo() -> Iterator[dict[str, str]]:
                 done.set()
         done.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         assert done.wait(60), "the demo did not start within 60 s"
         assert {"url", "client_id", "client_secret"} <= set(found), "".join(lines)
@@ -107,6 +108,8 @@ def served_demo() -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:  # pragma: no cover
             process.kill()
             process.wait()
+        reader.join(15)
+        process.stdout.close()
 
 
 def test_serve_prints_what_the_readme_shows(served_demo: dict[str, str]) -> None:

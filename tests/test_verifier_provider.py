@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,13 +25,29 @@ except ImportError:  # pragma: no cover
     from .oidc_provider import MGMT, SHOP, OidcProvider
 
 
+_opened: list[TokenVerifier] = []
+
+
+def opened(verifier: TokenVerifier) -> TokenVerifier:
+    """Closed after the test, so no connection outlives it (warnings are errors)."""
+    _opened.append(verifier)
+    return verifier
+
+
+@pytest.fixture(autouse=True)
+async def _close_verifiers() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        await _opened.pop().aclose()
+
+
 def make_verifier(provider: OidcProvider, **jwks_options: float) -> TokenVerifier:
     jwks = JWKSCache(provider.issuer, **jwks_options)
-    return TokenVerifier(provider.issuer, audience=SHOP, jwks=jwks)
+    return opened(TokenVerifier(provider.issuer, audience=SHOP, jwks=jwks))
 
 
 async def test_es384_token_from_token_endpoint(oidc_provider: OidcProvider) -> None:
-    verifier = TokenVerifier(endpoint=oidc_provider.endpoint, audience=SHOP)
+    verifier = opened(TokenVerifier(endpoint=oidc_provider.endpoint, audience=SHOP))
     token = oidc_provider.token("shop-writer", scope="read:products write:products")
     at = await verifier.verify(token)
     assert at.sub == at.client_id == "shop-writer"
@@ -44,9 +61,9 @@ async def test_es384_token_from_token_endpoint(oidc_provider: OidcProvider) -> N
 
 async def test_management_api_token_for_its_own_audience(oidc_provider: OidcProvider) -> None:
     token = oidc_provider.token("mgmt-client", resource=MGMT, scope="all")
-    mgmt = TokenVerifier(oidc_provider.issuer, audience=MGMT)
+    mgmt = opened(TokenVerifier(oidc_provider.issuer, audience=MGMT))
     assert (await mgmt.verify(token)).scopes == {"all"}
-    shop = TokenVerifier(oidc_provider.issuer, audience=SHOP)
+    shop = opened(TokenVerifier(oidc_provider.issuer, audience=SHOP))
     with pytest.raises(errors.InvalidAudience):
         await shop.verify(token)
 

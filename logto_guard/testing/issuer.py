@@ -10,7 +10,7 @@ on demand, and answers HTTP in-process (`transport()`, `asgi_app`) or on a loopb
 This module is the tenant itself: its URLs, keys and tokens. The token endpoint's apps and
 grant live in `token_endpoint`, the HTTP routes and documents in `endpoints`.
 
-The shapes follow /work/shared/logto-tokens.md (Logto 1.42, which is oidc-provider underneath);
+The shapes follow the access tokens Logto 1.42 issues (it is oidc-provider underneath);
 token-endpoint error codes, statuses and descriptions are oidc-provider's.
 """
 

@@ -346,7 +346,7 @@ class Ctx:
         if kid not in self._x5c:
             key = self.provider.private_key(kid)
             name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             cert = (
                 x509.CertificateBuilder()
                 .subject_name(name)

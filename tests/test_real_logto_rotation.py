@@ -1,9 +1,9 @@
 """Scenarios 06, 07 and 09 recorded from a real Logto, replayed through the real fetch path.
 
-06 and 07 run every `expect` entry, in the issuer's order, against ONE verifier, as a server lives through
-the rotations: the transport serves the JWKS of each step (with the discovery recorded before
-it), the verifier's clock is frozen at each `verify_at`, and the JWKS cache's own clock follows
-the recorded times. How a verifier learns of a change is the policy under test:
+06 and 07 run every `expect` entry, in the issuer's order, against ONE verifier, as a server
+lives through the rotations: the transport serves the JWKS of each step (with the discovery
+recorded before it), the verifier's clock is frozen at each `verify_at`, and the JWKS cache's
+own clock follows the recorded times. How a verifier learns of a change is the policy under test:
 
 - a key the issuer has just published is fetched on first sight of its kid, however recent the
   last fetch (right after Logto's immediate rotation the gap is a tenth of a second);

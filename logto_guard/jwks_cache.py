@@ -90,6 +90,7 @@ class JWKSCache:
         self._fetched_at = -float("inf")  # start of the latest successful fetch
         self._cooldown_until = 0.0  # armed by a refetch that did not find its kid
         self._absent: set[str] = set()  # kids that refetch showed absent
+        self._removed: set[str | None] = set()  # kids we held that a later fetch no longer lists
         self._retry_at = 0.0  # after a failure, no new fetch before this
         self._failures = 0
         self._inflight: asyncio.Task[None] | None = None
@@ -147,10 +148,12 @@ class JWKSCache:
         self, kid: str, algorithm: str, min_age: float | None
     ) -> VerificationKey:
         """An unknown kid: refetch now (single-flight), unless a fruitless refetch forbids it."""
+        if kid in self._removed:
+            raise UnknownSigningKey()  # we held this key and Logto dropped it: no refetch
         arrived = self._clock()
-        if kid in self._absent and arrived < self._cooldown_until:
-            raise UnknownSigningKey()  # a refetch after this kid was first seen lacked it
         for _ in range(2):  # a second time only if the fetch joined predates this request
+            if kid in self._absent and self._clock() < self._cooldown_until:
+                raise UnknownSigningKey()  # a refetch after this kid was first seen lacked it
             if arrived < self._cooldown_until or self._clock() < self._retry_at:
                 self._refuse(min_age)
             await self._fetch_shared()
@@ -240,7 +243,9 @@ class JWKSCache:
                 raise FetchError(f"fetching keys took longer than {self.timeout:g} s") from None
             if result.document is not None and result.document != self._document:
                 # Same content keeps the same KeySet object: the verified-token cache stays valid.
-                self.keys = parse_jwks(result.document, self.algorithms, self.max_keys)
+                keys = parse_jwks(result.document, self.algorithms, self.max_keys)
+                self._note_removed(self.keys, keys)
+                self.keys = keys
                 self._document = result.document
                 changed = True  # logged by telemetry, with the kids
             if result.document is not None:
@@ -291,6 +296,14 @@ class JWKSCache:
             telemetry.hooks.jwks_fetch_done(self, span, status, changed=changed)
         finally:
             self._inflight = None
+
+    def _note_removed(self, old: KeySet | None, new: KeySet) -> None:
+        """Remember the kids a new key set dropped: their tokens are 401 without a refetch."""
+        if old is not None:
+            if len(self._removed) > MAX_ABSENT_KIDS:
+                self._removed = set()
+            self._removed |= old.kids - new.kids
+        self._removed -= new.kids
 
     def _note_mismatch(self, exc: IssuerMismatch) -> None:
         self.last_error = str(exc)

@@ -1,9 +1,9 @@
 """Scenarios 06, 07 and 09 recorded from a real Logto, replayed through the real fetch path.
 
-06 and 07 run their `expect` entries in order against ONE verifier, as a server lives through
-the rotations: the transport serves the JWKS of each step (with the discovery recorded before
-it), the verifier's clock is frozen at each `verify_at`, and the JWKS cache's own clock follows
-the recorded times. How a verifier learns of a change is the policy under test:
+06 and 07 run every `expect` entry, in the issuer's order, against ONE verifier, as a server
+lives through the rotations: the transport serves the JWKS of each step (with the discovery
+recorded before it), the verifier's clock is frozen at each `verify_at`, and the JWKS cache's
+own clock follows the recorded times. How a verifier learns of a change is the policy under test:
 
 - a key the issuer has just published is fetched on first sight of its kid, however recent the
   last fetch (right after Logto's immediate rotation the gap is a tenth of a second);
@@ -91,7 +91,10 @@ async def test_rotation_scenario_replayed_in_order(name: str) -> None:
     replay.wall = doc["expect"][0]["verify_at"]
     await replay.jwks.refresh()  # warm: the verifier has just fetched the keys before it all
     first_sight = 0
-    for entry in doc["expect"]:
+    # In the issuer's order: by when each step's JWKS was served (07 lists one check against the
+    # grace-period JWKS after those against the later one; Logto never re-publishes a key).
+    timeline = sorted(doc["expect"], key=lambda e: exchange(doc, e["jwks"])["at"])
+    for entry in timeline:
         replay.serve(entry["jwks"])
         replay.wall = entry["verify_at"]
         await replay.catch_up_on_removals()

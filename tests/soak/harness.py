@@ -335,6 +335,11 @@ class Run:
         r = self.report
         r.requests += 1
         r.by_kind[shot.kind] += 1
+        if status == 503 and shot.kind == "attacker_key_random_kid":
+            # A fresh token with a kid we cannot refetch yet (cooldown, or the provider down):
+            # 503 + Retry-After by design (README, "Key rotation"); refused, like a 401.
+            r.invalid_sent += 1
+            return
         if status >= 500:
             r.server_errors += 1
             self.sample(f"{shot.kind}: {status} {body[:120]!r}")

@@ -366,3 +366,50 @@ async def test_aclose_ends_a_fetch_in_flight(issuer: FakeIssuer, clock: FakeCloc
     await asyncio.sleep(0.01)
     await cache.aclose()
     assert task.done() and cache._inflight is None
+
+
+async def test_concurrent_requests_for_a_removed_kid_all_get_401(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    """Requests joining the refetch that proves a kid absent are answered 401 too, not 503."""
+    cache = make_cache(issuer, clock, cooldown=30)
+    old = issuer.published[0]["kid"]
+    await cache.get_key(old, "ES384")
+    issuer.add_key()
+    issuer.remove_key(old)
+    issuer.delay = 0.05
+    clock.advance(1)
+
+    async def late(delay: float) -> object:
+        await asyncio.sleep(delay)
+        clock.advance(0.01)  # arrives after the refetch started
+        return await cache.get_key("gone", "ES384", min_age=-60)
+
+    outcomes = await asyncio.gather(
+        cache.get_key("gone", "ES384", min_age=-60), late(0.01), late(0.02),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert all(isinstance(o, UnknownSigningKey) for o in outcomes), outcomes
+    assert issuer.jwks_calls == 2
+
+
+async def test_a_kid_we_held_and_logto_dropped_is_401_without_refetch(
+    issuer: FakeIssuer, clock: FakeClock
+) -> None:
+    """A removed key's tokens keep coming (M2M clients cache tokens for an hour): each is a
+    plain 401, costs no fetch and arms no cooldown, however recent the token."""
+    cache = make_cache(issuer, clock, ttl=10, cooldown=30)
+    old = issuer.published[0]["kid"]
+    await cache.get_key(old, "ES384")
+    new = issuer.add_key()
+    issuer.remove_key(old)
+    clock.advance(11)
+    await cache.refresh()
+    calls = issuer.jwks_calls
+    for _ in range(3):
+        with pytest.raises(UnknownSigningKey):
+            await cache.get_key(old, "ES384", min_age=-60)
+    assert issuer.jwks_calls == calls
+    newer = issuer.add_key()  # no cooldown was armed: a new kid is still fetched at once
+    assert (await cache.get_key(newer, "ES384", min_age=-60)).kid == newer
+    assert (await cache.get_key(new, "ES384")).kid == new

@@ -19,6 +19,7 @@ brings and nothing from this repository's .venv.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -122,6 +123,27 @@ class Project:
         return path
 
 
+def make_venv(venv: Path, root: Path) -> subprocess.CompletedProcess[str]:
+    """A venv with pip, also from an interpreter without ensurepip (Debian's, which
+    scripts/cpython-debian provides for 3.14): pip then comes from its own wheel."""
+    if importlib.util.find_spec("ensurepip") is not None:
+        return run([sys.executable, "-m", "venv", str(venv)], root)
+    created = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root)
+    if created.returncode != 0:
+        return created
+    wheels = root / "pip-wheel"
+    got = run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels), "pip"],
+        root,
+        timeout=PIP_TIMEOUT,
+    )
+    if got.returncode != 0:
+        return got
+    (pip_wheel,) = wheels.glob("pip-*.whl")
+    python = str(venv / "bin" / "python")
+    return run([python, f"{pip_wheel}/pip", "install", "--quiet", str(pip_wheel)], root)
+
+
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A virtualenv with the wheel of this checkout, installed by the README's install line."""
@@ -135,7 +157,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("logto_guard-*.whl")
     venv = root / "venv"
-    created = run([sys.executable, "-m", "venv", str(venv)], root)
+    created = make_venv(venv, root)
     assert created.returncode == 0, created.stderr
     requirement = install_line("## Testing your own protected API").strip('"')
     name, extras = requirement.split("[")

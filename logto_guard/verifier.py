@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from cachetools import LRUCache
-
+from ._lru import LRUCache
 from .errors import (
     ConfigurationError,
     ExpiredToken,

@@ -147,7 +147,9 @@ def conformance_tokens(issuer: LocalIssuer) -> list[tuple[str, str, bool, str]]:
 
 async def conformance(issuer: LocalIssuer, algorithm: str) -> list[dict[str, Any]]:
     verifier = run.new_verifier(issuer)
-    libraries = peers.build_peers(issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm)
+    libraries = peers.build_peers(
+        issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm
+    )
     rows = []
     for case, token, refuse, rule in conformance_tokens(issuer):
         outcome: dict[str, str] = {}
@@ -155,8 +157,10 @@ async def conformance(issuer: LocalIssuer, algorithm: str) -> list[dict[str, Any
             access = await verifier.verify(token)
             outcome[GUARD] = "accepted" if access.has_scopes(SCOPES) else "refused"
         except Exception as exc:
-            outcome[GUARD] = "refused" if type(exc).__module__.startswith("logto_guard") else (
-                f"crash ({type(exc).__name__})"
+            outcome[GUARD] = (
+                "refused"
+                if type(exc).__module__.startswith("logto_guard")
+                else (f"crash ({type(exc).__name__})")
             )
         for peer in libraries:
             try:
@@ -188,7 +192,9 @@ async def first_seen(issuer: LocalIssuer, algorithm: str, plan: Plan) -> dict[st
     for token in tokens:
         data, sig = run.signed_parts(token)
         raw_args.append((run.baseline_signature(algorithm, sig), data))
-    libraries = peers.build_peers(issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm)
+    libraries = peers.build_peers(
+        issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm
+    )
     for peer in libraries:
         peer.verify(tokens[0])  # PyJWKClient fetches the JWKS here
     names = [RAW, GUARD, *(p.name for p in libraries)]
@@ -243,7 +249,9 @@ async def reused(issuer: LocalIssuer, algorithm: str, plan: Plan) -> dict[str, A
     token = issuer.mint(audience=AUDIENCE, scopes=SCOPES)
     verifier = run.new_verifier(issuer)
     await verifier.verify(token)
-    libraries = peers.build_peers(issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm)
+    libraries = peers.build_peers(
+        issuer.issuer, issuer.jwks_uri, issuer.jwks(), AUDIENCE, algorithm
+    )
     for peer in libraries:
         peer.verify(token)
     calls = plan.reused_calls[algorithm]
@@ -370,7 +378,11 @@ async def requests_in_process(issuer: LocalIssuer, algorithm: str, plan: Plan) -
     drivers = {name: Requests(app, token) for name, app in apps.items()}
     for driver in drivers.values():
         await driver(3)  # keys fetched, caches warm, every answer a 200
-    cheap = {"Starlette bare", "Starlette + LogtoGuard + require_scopes", *FASTAPI_VARIANTS.values()}
+    cheap = {
+        "Starlette bare",
+        "Starlette + LogtoGuard + require_scopes",
+        *FASTAPI_VARIANTS.values(),
+    }
     names = list(drivers)
     per_request: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(plan.request_rounds):
@@ -438,7 +450,8 @@ def end_to_end(issuer: LocalIssuer, algorithm: str, plan: Plan, workdir: Path) -
                 "valid": 200,
             }  # fmt: skip
             if variant != "bare" and codes.get("no_token") in (401, 403):
-                expected["no_token"] = codes["no_token"]  # HTTPBearer answers 403 (FastAPI < 0.115) or 401
+                # HTTPBearer answers 403 (older FastAPI) or 401
+                expected["no_token"] = codes["no_token"]
             if codes != expected:
                 raise RuntimeError(f"{variant}: status codes {codes}, expected {expected}")
             if variant == "guard-fresh":
@@ -453,7 +466,9 @@ def end_to_end(issuer: LocalIssuer, algorithm: str, plan: Plan, workdir: Path) -
             for variant in order:
                 result = run.run_wrk(loads[variant], plan.e2e_seconds, 32, load_cpu)
                 runs[variant].append(result)
-                log(f"  {algorithm} round {round_ + 1} {labels[variant]}: {result['rps']:.0f} req/s")
+                log(
+                    f"  {algorithm} round {round_ + 1} {labels[variant]}: {result['rps']:.0f} req/s"
+                )
     finally:
         for srv in servers.values():
             srv.stop()
@@ -539,8 +554,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
         bars = ax.barh(names, values, color="#c55")
         ax.axvline(1.0, color="#2a7", lw=2, label="logto-guard = 1")
         for bar, value in zip(bars, values, strict=True):
-            ax.annotate(f"{value:.2f}x", (value, bar.get_y() + bar.get_height() / 2),
-                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=9)  # fmt: skip
+            ax.annotate(
+                f"{value:.2f}x",
+                (value, bar.get_y() + bar.get_height() / 2),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+            )
         g = results[algorithm]["first_seen"]["guard_over_raw"]["median"]
         ax.set_title(
             f"{algorithm}: first-seen token, CPU time / logto-guard's\n"
@@ -560,9 +581,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-async def in_process_parts(
-    issuer: LocalIssuer, algorithm: str, plan: Plan
-) -> dict[str, Any]:
+async def in_process_parts(issuer: LocalIssuer, algorithm: str, plan: Plan) -> dict[str, Any]:
     log(f"{algorithm}: A conformance")
     out: dict[str, Any] = {"conformance": await conformance(issuer, algorithm)}
     log(f"{algorithm}: B first-seen tokens")

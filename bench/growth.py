@@ -159,7 +159,9 @@ async def measure(issuer: LocalIssuer, tokens: list[str], sizes: list[int]) -> d
     log("timing: three verifiers, rotating per block")
     times = await timing(issuer, tokens)
     log("memory: tracemalloc")
-    marks = sorted({m for m in (1000, 2000, 5000, 10_000, 20_000, 50_000, *sizes) if m <= sizes[-1]})
+    marks = sorted(
+        {m for m in (1000, 2000, 5000, 10_000, 20_000, 50_000, *sizes) if m <= sizes[-1]}
+    )
     return {"timing": times, "memory": await memory(issuer, tokens, marks)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +53,25 @@ class ParsedJWS:
             raise MalformedToken("token claims are not a JSON object") from None
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_header(segment: str) -> dict[str, Any]:
+    """The header of a segment. Every token an issuer signs with one key has the same header
+    segment, byte for byte, so the few in use are parsed once (a pure function of the segment:
+    a flood of odd headers only evicts entries). Callers must not mutate the dict."""
+    try:
+        return loads_object(b64url_decode(segment))
+    except ValueError:
+        raise MalformedToken("token header is not a JSON object") from None
+
+
 def parse_compact(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> ParsedJWS:
     if len(token) > max_length:
         raise MalformedToken("token too large")
     if _COMPACT.fullmatch(token) is None:
         raise MalformedToken()
     header_segment, payload_segment, signature_segment = token.split(".")
-    try:
-        header = loads_object(b64url_decode(header_segment))
-    except ValueError:
-        raise MalformedToken("token header is not a JSON object") from None
     return ParsedJWS(
-        header=header,
+        header=_parse_header(header_segment),
         payload_segment=payload_segment,
         signing_input=f"{header_segment}.{payload_segment}".encode("ascii"),
         signature=b64url_decode(signature_segment),

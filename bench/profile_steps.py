@@ -79,7 +79,7 @@ def steps(algorithm: str, count: int = 300, passes: int = 11) -> str:
     rows = [
         ("raw OpenSSL check (cryptography verify)", median_us(lambda a: check(*a), raw, passes)),
         (
-            "VerificationKey.verify (R||S to DER + the same call)",
+            "VerificationKey.verify (raw R, S to DER + the same call)",
             median_us(lambda p: key.verify(p.signing_input, p.signature), parsed, passes),
         ),
         (

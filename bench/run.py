@@ -891,8 +891,8 @@ def summarize(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "end to end: (b) guard / (a) bare",
                 f"{ba:.3f}x (medians {s['b']['rps']:.0f} / {s['a']['rps']:.0f} req/s; "
                 f"server CPU/request {cpu_ba:.3f}x){note}",
-                ">= 0.90x",
-                verdict(ba >= 0.90 and valid),
+                ">= 0.97x",
+                verdict(ba >= 0.97 and valid),
             )
         )
         rows.append(

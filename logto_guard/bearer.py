@@ -54,15 +54,18 @@ def extract_token(
     plus `access_token` query parameter, whether query tokens are allowed or not); raises
     `MalformedToken` when the credentials break the b64token syntax.
     """
-    values = [value for name, value in headers if name.lower() == b"authorization"]
-    if len(values) > 1:
-        raise InvalidRequest("duplicate authorization header")
+    found: bytes | None = None
+    for name, raw in headers:
+        if name.lower() == b"authorization":
+            if found is not None:
+                raise InvalidRequest("duplicate authorization header")
+            found = raw
 
     header_token: str | None = None
     has_bearer_header = False
-    if values:
+    if found is not None:
         # latin-1 maps every byte to one code point, so non-ASCII survives to fail the syntax.
-        value = values[0].decode("latin-1").strip(_OWS)
+        value = found.decode("latin-1").strip(_OWS)
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() == "bearer":
             has_bearer_header = True

@@ -6,6 +6,11 @@ VARIANT is one of:
 
 * ``bare``   - the app alone;
 * ``guard``  - the app behind `LogtoGuard(app, verifier=TokenVerifier(...))`;
+* ``security`` - the app with `LogtoSecurity` as a FastAPI dependency requiring the route's
+  scope (no middleware): one dependency, like each peer below;
+* ``pyjwt``, ``joserfc``, ``jose``, ``authlib``, ``jwcrypto`` - the app with that peer library
+  (bench/peers.py: keys pre-loaded, `iss`/`aud`/`exp`/scope checked) in an `async` dependency
+  on `HTTPBearer`, answering 401 to any failure;
 * ``recipe`` - the app with the recipe from Logto's Python docs ("Validate access tokens",
   FastAPI tab): PyJWT's `PyJWKClient` + `jwt.decode` in an `async` FastAPI dependency built on
   `HTTPBearer`, with `algorithms=["ES384"]` instead of the docs' `["RS256"]` (which rejects every
@@ -30,13 +35,17 @@ if str(ROOT) not in sys.path:
 
 import jwt  # noqa: E402
 import uvicorn  # noqa: E402
-from fastapi import Depends, FastAPI, HTTPException  # noqa: E402
+from fastapi import Depends, FastAPI, HTTPException, Security  # noqa: E402
 from fastapi.params import Depends as DependsParam  # noqa: E402
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 from jwt import PyJWKClient  # noqa: E402
 
 from logto_guard import TokenVerifier  # noqa: E402
+from logto_guard.fastapi import LogtoSecurity  # noqa: E402
 from logto_guard.middleware import LogtoGuard  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
 
 REQUIRED_SCOPES = ("read:products",)
 PRODUCTS = {"products": [{"id": 1, "name": "apple"}, {"id": 2, "name": "pear"}]}
@@ -62,7 +71,7 @@ class AuthorizationError(Exception):
         self.status = status
 
 
-def recipe_dependency(issuer: str, audience: str) -> DependsParam:
+def recipe_dependency(issuer: str, audience: str, algorithm: str = "ES384") -> DependsParam:
     jwks_client = PyJWKClient(issuer + "/jwks")
     security = HTTPBearer()
 
@@ -82,7 +91,8 @@ def recipe_dependency(issuer: str, audience: str) -> DependsParam:
             payload: dict[str, Any] = jwt.decode(
                 token,
                 signing_key.key,
-                algorithms=["ES384"],  # the docs say ['RS256']: Logto's default key is EC P-384
+                # the docs say ['RS256']: Logto's default key is EC P-384
+                algorithms=[algorithm],
                 issuer=issuer,
                 options={"verify_aud": False},  # the docs verify the audience manually
             )
@@ -117,28 +127,68 @@ def recipe_dependency(issuer: str, audience: str) -> DependsParam:
     return Depends(verify_access_token)
 
 
-def make_app(variant: str, issuer: str, audience: str, cache_size: int) -> Any:
+def peer_dependency(peer: Any) -> DependsParam:
+    """A peer library behind `HTTPBearer`, as its user would wire it into FastAPI."""
+    security = HTTPBearer()
+
+    async def verify_access_token(
+        credentials: HTTPAuthorizationCredentials = Depends(security),  # noqa: B008
+    ) -> Any:
+        try:
+            return peer.verify(credentials.credentials)
+        except Exception:
+            raise HTTPException(status_code=401, detail="invalid token") from None
+
+    return Depends(verify_access_token)
+
+
+PEER_VARIANTS = {cls.key: cls for cls in peers.PEER_CLASSES}
+VARIANTS = ["bare", "guard", "security", "recipe", *PEER_VARIANTS]
+
+
+def make_app(
+    variant: str,
+    issuer: str,
+    audience: str,
+    cache_size: int,
+    algorithm: str = "ES384",
+    jwks: dict[str, Any] | None = None,
+) -> Any:
+    """The app of one variant. `jwks` pre-loads the peers' keys (fetched from the issuer when
+    not given)."""
     if variant == "bare":
         return build_app()
-    if variant == "guard":
+    if variant in ("guard", "security"):
         verifier = TokenVerifier(
             issuer, audience=audience, allow_insecure_http=True, cache_size=cache_size
         )
-        return LogtoGuard(build_app(), verifier=verifier)
+        if variant == "guard":
+            return LogtoGuard(build_app(), verifier=verifier)
+        guard = LogtoSecurity(verifier)
+        return build_app([Security(guard, scopes=list(REQUIRED_SCOPES))])
     if variant == "recipe":
-        return build_app([recipe_dependency(issuer, audience)])
+        return build_app([recipe_dependency(issuer, audience, algorithm)])
+    if variant in PEER_VARIANTS:
+        if jwks is None:
+            import httpx
+
+            jwks = httpx.get(issuer + "/jwks", timeout=10).json()
+        assert jwks is not None
+        peer = peers.build_peer(variant, issuer, issuer + "/jwks", jwks, audience, algorithm)
+        return build_app([peer_dependency(peer)])
     raise SystemExit(f"unknown variant {variant!r}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", choices=["bare", "guard", "recipe"])
+    parser.add_argument("variant", choices=VARIANTS)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--audience", required=True)
     parser.add_argument("--cache-size", type=int, default=10_000)
+    parser.add_argument("--algorithm", default="ES384", choices=["ES384", "RS256"])
     args = parser.parse_args()
-    app = make_app(args.variant, args.issuer, args.audience, args.cache_size)
+    app = make_app(args.variant, args.issuer, args.audience, args.cache_size, args.algorithm)
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -32,7 +32,7 @@ __all__ = [
 RFC6750_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
 
 # b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="  (RFC 6750 §2.1)
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 # error, error_description (and, as we choose, realm): %x20-21 / %x23-5B / %x5D-7E (§3)
 _QUOTABLE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
 # one scope-token: %x21 / %x23-5B / %x5D-7E (RFC 6749 §3.3, RFC 6750 §3)
@@ -54,15 +54,18 @@ def extract_token(
     plus `access_token` query parameter, whether query tokens are allowed or not); raises
     `MalformedToken` when the credentials break the b64token syntax.
     """
-    values = [value for name, value in headers if name.lower() == b"authorization"]
-    if len(values) > 1:
-        raise InvalidRequest("duplicate authorization header")
+    found: bytes | None = None
+    for name, raw in headers:
+        if name.lower() == b"authorization":
+            if found is not None:
+                raise InvalidRequest("duplicate authorization header")
+            found = raw
 
     header_token: str | None = None
     has_bearer_header = False
-    if values:
+    if found is not None:
         # latin-1 maps every byte to one code point, so non-ASCII survives to fail the syntax.
-        value = values[0].decode("latin-1").strip(_OWS)
+        value = found.decode("latin-1").strip(_OWS)
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() == "bearer":
             has_bearer_header = True
@@ -81,13 +84,23 @@ def extract_token(
 
     if not token:
         raise InvalidRequest("empty bearer credentials")
-    if _B64TOKEN.fullmatch(token) is None:
+    if not _is_b64token(token):
         raise MalformedToken()
     return token
 
 
+def _is_b64token(token: str) -> bool:
+    """RFC 6750's b64token syntax. Every request runs it over the whole token (500-1,000
+    characters): deleting the allowed bytes with `bytes.translate` and finding nothing left is
+    about twice as fast as the equivalent regex."""
+    body = token.rstrip("=")
+    if not body or not body.isascii():
+        return False
+    return not body.encode("ascii").translate(None, _B64TOKEN_CHARS)
+
+
 def _query_token(query_string: bytes) -> str | None:
-    if b"access_token" not in query_string and b"%" not in query_string:
+    if not query_string or (b"access_token" not in query_string and b"%" not in query_string):
         return None  # fast path; a percent-encoded name must still be decoded and checked
     found = [
         value

@@ -9,21 +9,27 @@ claims parser.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
-from dataclasses import dataclass
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 from ._json import loads_object
 from .errors import MalformedToken
 
 DEFAULT_MAX_TOKEN_LENGTH = 8192
 
-_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Three base64url segments joined by dots: the alphabet, plus the dots between them.
+_COMPACT_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 # The last character of a segment whose length is 2 or 3 (mod 4) carries unused bits that must
 # be zero; otherwise several strings decode to the same bytes.
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+def _is_base64url(token: str) -> bool:
+    """Only base64url characters and dots: deleting them with `bytes.translate` leaves nothing
+    (about twice as fast as a regex over a 500-1,000 character token)."""
+    return token.isascii() and not token.encode("ascii").translate(None, _COMPACT_CHARS)
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -32,13 +38,18 @@ def b64url_decode(segment: str) -> bytes:
     if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
         raise MalformedToken()
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        # `base64.urlsafe_b64decode` does this through three Python frames; every first-seen
+        # token decodes two segments. The alphabet was checked by the caller.
+        data = segment.encode("ascii").translate(_URLSAFE_TO_STANDARD)
+        return binascii.a2b_base64(data + b"=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
         raise MalformedToken() from None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedJWS:
+class ParsedJWS(NamedTuple):
+    """The parts of a compact JWS (a tuple: built for every first-seen token, and a frozen
+    dataclass's `__init__` costs four `object.__setattr__` calls)."""
+
     header: dict[str, Any]
     payload_segment: str
     signing_input: bytes
@@ -52,18 +63,26 @@ class ParsedJWS:
             raise MalformedToken("token claims are not a JSON object") from None
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_header(segment: str) -> dict[str, Any]:
+    """The header of a segment. Every token an issuer signs with one key has the same header
+    segment, byte for byte, so the few in use are parsed once (a pure function of the segment:
+    a flood of odd headers only evicts entries). Callers must not mutate the dict."""
+    try:
+        return loads_object(b64url_decode(segment))
+    except ValueError:
+        raise MalformedToken("token header is not a JSON object") from None
+
+
 def parse_compact(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> ParsedJWS:
     if len(token) > max_length:
         raise MalformedToken("token too large")
-    if _COMPACT.fullmatch(token) is None:
+    segments = token.split(".")
+    if len(segments) != 3 or not all(segments) or not _is_base64url(token):
         raise MalformedToken()
-    header_segment, payload_segment, signature_segment = token.split(".")
-    try:
-        header = loads_object(b64url_decode(header_segment))
-    except ValueError:
-        raise MalformedToken("token header is not a JSON object") from None
+    header_segment, payload_segment, signature_segment = segments
     return ParsedJWS(
-        header=header,
+        header=_parse_header(header_segment),
         payload_segment=payload_segment,
         signing_input=f"{header_segment}.{payload_segment}".encode("ascii"),
         signature=b64url_decode(signature_segment),

@@ -24,7 +24,7 @@ streaming and contextvars); it never reads the request body, and never logs the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
@@ -49,6 +49,11 @@ from .readiness import KeyWarmer, Readiness, ReadinessEndpoint, verifier_readine
 from .token import AccessToken
 
 __all__ = ["LogtoGuard", "LogtoUser", "get_access_token"]
+
+# The messages after which the client has an answer: an AuthError can no longer replace it.
+_ANSWER_STARTS = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
+)
 
 
 class LogtoUser(BaseUser):
@@ -204,7 +209,7 @@ class LogtoGuard:
             return
 
         scope[RESPONDER_KEY] = self.responder
-        if self._is_public(route_path(scope)):
+        if self._public_exact and self._is_public(route_path(scope)):
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             await self._call_app(scope, receive, send)
             return
@@ -235,17 +240,13 @@ class LogtoGuard:
         run by then (a WebSocket is counted at its handshake, not when it closes)."""
         started = False
 
-        async def tracking_send(message: Message) -> None:
+        def tracking_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's awaitable: one coroutine less per message.
             nonlocal started
-            if not started and message["type"] in (
-                "http.response.start",
-                "websocket.accept",
-                "websocket.close",
-                "websocket.http.response.start",
-            ):
+            if not started and message["type"] in _ANSWER_STARTS:
                 started = True
                 telemetry.hooks.done(scope, self.verifier)
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, tracking_send)

@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from cachetools import LRUCache
-
 from . import telemetry
+from ._lru import LRUCache
 from .errors import (
     ConfigurationError,
     ExpiredToken,

@@ -115,7 +115,7 @@ def test_metadata_is_ready_to_publish(dist: Path) -> None:
     assert metadata.get_all("Project-URL")  # only true ones: see pyproject.toml
     requires = metadata.get_all("Requires-Dist") or []
     runtime = sorted(r.split(">")[0].split("[")[0] for r in requires if "extra ==" not in r)
-    assert runtime == ["cachetools", "httpx2", "pyjwt", "starlette"]
+    assert runtime == ["httpx2", "pyjwt", "starlette"]
     assert metadata["Description-Content-Type"].startswith("text/markdown")
     readme = metadata.get_payload()
     assert isinstance(readme, str) and readme.startswith("# logto-guard")

@@ -254,6 +254,10 @@ _ERROR_RESPONSES = {
     "401": 'No token, or an invalid one (`WWW-Authenticate: Bearer ... error="invalid_token"`)',
     "403": "Valid token without the scopes this operation needs (`insufficient_scope`)",
 }
+_ERROR_EXAMPLES = {
+    "401": {"error": "invalid_token", "error_description": "token expired"},
+    "403": {"error": "insufficient_scope", "error_description": "insufficient scope"},
+}
 
 
 def document_errors(app: FastAPI) -> None:
@@ -311,7 +315,9 @@ def _add_error_responses(schema: dict[str, Any], scheme_names: set[str]) -> None
                     code,
                     {
                         "description": _ERROR_RESPONSES[code],
-                        "content": {"application/json": {"schema": ref}},
+                        "content": {
+                            "application/json": {"schema": ref, "example": _ERROR_EXAMPLES[code]}
+                        },
                     },
                 )
             used = True

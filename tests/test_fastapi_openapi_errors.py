@@ -67,4 +67,6 @@ def test_the_schema_describes_the_bodies_actually_sent() -> None:
     for body in (missing, scope):
         assert set(body) == set(schema["properties"])
     assert missing["error"] is None and scope["error"] == "insufficient_scope"
-    assert served["paths"]["/products"]["get"]["responses"]["403"]["content"]
+    content = served["paths"]["/products"]["get"]["responses"]["403"]["content"]
+    example = content["application/json"]["example"]  # what Swagger UI shows for the 403
+    assert example["error"] == scope["error"] and set(example) == set(scope)

@@ -153,7 +153,10 @@ async def authenticate(
     its message, which could quote the token.
     """
     token = extract_token(
-        scope.get("headers", ()), scope.get("query_string", b""), allow_query=allow_query
+        scope.get("headers", ()),
+        scope.get("query_string", b""),
+        allow_query=allow_query,
+        check_syntax=not getattr(verifier, "checks_token_syntax", False),
     )
     if token is None:
         return None

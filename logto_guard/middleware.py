@@ -211,52 +211,46 @@ class LogtoGuard:
         scope[RESPONDER_KEY] = self.responder
         if self._public_exact and self._is_public(route_path(scope)):
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
-            await self._call_app(scope, receive, send)
-            return
-
-        started = telemetry.hooks.start()
-        try:
-            token = await authenticate(scope, self.verifier, allow_query=self.allow_query_token)
-            if token is None and self.mode == "required":
-                raise MissingToken()
-        except AuthError as error:
-            telemetry.hooks.refused(scope, self.verifier, started, error)  # logs it too
-            await self.responder.send(error, scope, receive, send)
-            return
-        telemetry.hooks.verified(scope, started)
-
-        scope[TOKEN_KEY] = token
-        if token is None:
-            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         else:
-            scope["auth"], scope["user"] = token, LogtoUser(token)
-        await self._call_app(scope, receive, send)
+            started = telemetry.hooks.start()
+            try:
+                token = await authenticate(scope, self.verifier, allow_query=self.allow_query_token)
+                if token is None and self.mode == "required":
+                    raise MissingToken()
+            except AuthError as error:
+                telemetry.hooks.refused(scope, self.verifier, started, error)  # logs it too
+                await self.responder.send(error, scope, receive, send)
+                return
+            telemetry.hooks.verified(scope, started)
+            scope[TOKEN_KEY] = token
+            if token is None:
+                scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+            else:
+                scope["auth"], scope["user"] = token, LogtoUser(token)
 
-    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app; an `AuthError` it raises before answering (e.g. from
-        `get_access_token`) becomes the matching answer instead of a 500.
-
-        The request's final decision is recorded when the answer starts: route checks have
-        run by then (a WebSocket is counted at its handshake, not when it closes)."""
-        started = False
+        # Run the app. An `AuthError` it raises before answering (e.g. from `get_access_token`)
+        # becomes the matching answer instead of a 500. The request's final decision is
+        # recorded when the answer starts: route checks have run by then (a WebSocket is
+        # counted at its handshake, not when it closes).
+        answered = False
 
         def tracking_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: one coroutine less per message.
-            nonlocal started
-            if not started and message["type"] in _ANSWER_STARTS:
-                started = True
+            nonlocal answered
+            if not answered and message["type"] in _ANSWER_STARTS:
+                answered = True
                 telemetry.hooks.done(scope, self.verifier)
             return send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         except AuthError as error:
-            if started:
+            if answered:
                 raise
             telemetry.decide(scope, error)
             await responder_for(scope, self.responder).send(error, scope, receive, tracking_send)
         finally:
-            if not started:  # the app failed without answering
+            if not answered:  # the app failed without answering
                 telemetry.hooks.done(scope, self.verifier)
 
     def readiness(self) -> Readiness:

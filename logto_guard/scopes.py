@@ -44,7 +44,7 @@ def check_scopes(
         return MissingToken()
     if not scopes:
         return None
-    granted = token.has_any_scope(scopes) if any_of else token.has_scopes(scopes)
+    granted = not token.scopes.isdisjoint(scopes) if any_of else token.scopes.issuperset(scopes)
     return None if granted else InsufficientScope(required=scopes)
 
 
@@ -74,12 +74,12 @@ def require_scopes(
         if not is_scope_token(scope):
             raise ConfigurationError(f"invalid scope name {scope!r}")
     required = tuple(scopes)
+    if organization is None:
+        return _decorator(lambda conn: check_scopes(conn, required, any_of=any_of))
 
     def check(conn: HTTPConnection) -> AuthError | None:
         error = check_scopes(conn, required, any_of=any_of)
-        if error is None and organization is not None:
-            error = check_organization(conn, organization)
-        return error
+        return error if error is not None else check_organization(conn, organization)
 
     return _decorator(check)
 
@@ -107,7 +107,7 @@ def _guard(func: Callable[_P, Any], check: _Check) -> Callable[_P, Any]:
     expected = WebSocket if kind == "websocket" else Request
 
     def connection(args: Any, kwargs: Any) -> Any:
-        conn = kwargs.get(kind, args[idx] if idx < len(args) else None)
+        conn = args[idx] if idx < len(args) else kwargs.get(kind)
         if not isinstance(conn, expected):
             raise TypeError(f"parameter {kind!r} is a {type(conn).__name__}, not a {expected}")
         return conn

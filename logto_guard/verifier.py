@@ -59,6 +59,11 @@ class TokenVerifier:
     and the token's `iss` picks one. `issuer`, `jwks` and `token_endpoint` are the first's.
     """
 
+    #: Every token it has not verified before goes through `parse_compact`, whose alphabet
+    #: (base64url and dots) is a subset of RFC 6750's b64token, and only such tokens are cached:
+    #: the Bearer layer need not scan the token again on every request (`_asgi.authenticate`).
+    checks_token_syntax = True
+
     def __init__(
         self,
         issuer: str | Sequence[str] | None = None,

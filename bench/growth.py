@@ -3,13 +3,16 @@
     .venv/bin/python bench/growth.py           # N up to 100,000 (about 2 minutes)
     .venv/bin/python bench/growth.py --quick   # N up to 5,000
 
-Three verifiers, one per cache setting: the default (`cache_size` 10,000), a tiny cache (16)
-and none (`cache_size=0`). Each sees the same RS256 (RSA-2048) tokens, every one first-seen, in
-blocks of 250 whose order of verifiers rotates, so block by block the three share the CPU's speed
-of the moment. RSA-2048 is the cheapest signature check Logto issues, so cache bookkeeping shows
-most there. A second pass, under tracemalloc, reads the memory each verifier holds after N tokens
-(the token strings themselves are made before and not counted, except that the cache keeps the
-ones it holds alive: those are counted).
+Three verifiers, one per cache setting: the default (`cache_size` 10,000), a tiny cache (16) and
+none (`cache_size=0`). Each sees the same RS256 (RSA-2048) tokens in blocks of 250 whose order
+of verifiers rotates, so block by block the three share the CPU's speed of the moment. Two
+patterns: every token seen once (a scan: the cache's doorkeeper never admits one), and every
+token seen twice in a row (admitted at its second sighting, so past `cache_size` every token
+costs an insert and an eviction: the cache's worst case, as it never gets a hit). RSA-2048 is
+the cheapest signature check Logto issues, so cache bookkeeping shows most there. A second pass,
+under tracemalloc, reads the memory each verifier holds after N tokens (the token strings
+themselves are made before and not counted, except that the cache keeps the ones it holds alive:
+those are counted).
 
 Writes results/growth.json and results/growth.png (-quick for --quick).
 """
@@ -52,7 +55,7 @@ def verifiers(issuer: LocalIssuer) -> dict[str, TokenVerifier]:
     return {name: issuer.verifier(AUDIENCE, cache_size=size) for name, size in CONFIGS.items()}
 
 
-async def timing(issuer: LocalIssuer, tokens: list[str]) -> dict[str, Any]:
+async def timing(issuer: LocalIssuer, tokens: list[str], sightings: int) -> dict[str, Any]:
     chosen = verifiers(issuer)
     for verifier in chosen.values():
         await verifier.verify(issuer.mint(audience=AUDIENCE))  # keys fetched
@@ -67,14 +70,17 @@ async def timing(issuer: LocalIssuer, tokens: list[str]) -> dict[str, Any]:
             verify = chosen[name].verify
             t0 = clock()
             for token in block:
-                await verify(token)
+                for _ in range(sightings):
+                    await verify(token)
             per_token[name].append((clock() - t0) / len(block) * 1e6)
     for verifier in chosen.values():
         await verifier.aclose()
     return {"block": BLOCK, "us_per_token_by_block": per_token}
 
 
-async def memory(issuer: LocalIssuer, tokens: list[str], marks: list[int]) -> dict[str, Any]:
+async def memory(
+    issuer: LocalIssuer, tokens: list[str], marks: list[int], sightings: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, verifier in verifiers(issuer).items():
         await verifier.verify(issuer.mint(audience=AUDIENCE))
@@ -86,13 +92,14 @@ async def memory(issuer: LocalIssuer, tokens: list[str], marks: list[int]) -> di
             done = 0
             for mark in marks:
                 for token in tokens[done:mark]:
-                    await verifier.verify(token)
+                    for _ in range(sightings):
+                        await verifier.verify(token)
                 done = mark
                 gc.collect()
                 readings[mark] = tracemalloc.get_traced_memory()[0] - base
         finally:
             tracemalloc.stop()
-        out[name] = {"bytes_after": readings, "cache_entries": len(verifier._verified)}
+        out[name] = {"bytes_after": readings, "cache_entries": len(verifier._verified or ())}
         await verifier.aclose()
     return out
 
@@ -125,29 +132,29 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    blocks = results["timing"]["us_per_token_by_block"]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     colors = {"default cache (10,000)": "#2a7", "tiny cache (16)": "#e90", NO_CACHE: "#555"}
-    for name, values in blocks.items():
-        # a rolling median over 8 blocks (2,000 tokens) keeps the CPU's drift from hiding lines
-        smooth = [statistics.median(values[max(0, i - 7) : i + 1]) for i in range(len(values))]
-        xs = [(i + 1) * BLOCK for i in range(len(values))]
-        ax.plot(xs, smooth, label=name, color=colors[name], lw=1.4)
-    ax.set_xscale("log")
-    ax.set_xlabel("distinct tokens seen (N)")
-    ax.set_ylabel("CPU us per first-seen token (rolling median of 2,000)")
+    for (pattern, part), style in zip(results["patterns"].items(), ("-", "--"), strict=False):
+        for name, values in part["timing"]["us_per_token_by_block"].items():
+            # a rolling median over 8 blocks (2,000 tokens) keeps the CPU's drift from hiding lines
+            smooth = [statistics.median(values[max(0, i - 7) : i + 1]) for i in range(len(values))]
+            xs = [(i + 1) * BLOCK for i in range(len(values))]
+            label = f"{name}, {pattern}"
+            ax.plot(xs, smooth, label=label, color=colors[name], ls=style, lw=1.4)
+        for name, reading in part["memory"].items():
+            marks = [int(m) for m in reading["bytes_after"]]
+            mib = [v / 2**20 for v in reading["bytes_after"].values()]
+            label = f"{name}, {pattern}"
+            ax2.plot(marks, mib, marker="o", label=label, color=colors[name], ls=style)
+    for axis in (ax, ax2):
+        axis.set_xscale("log")
+        axis.set_xlabel("distinct tokens seen (N)")
+        axis.legend(fontsize=7)
+    ax.set_ylabel("CPU us per token, all its sightings (rolling median of 2,000)")
     ax.axvline(10_000, color="#2a7", ls=":", lw=1)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
     ax.set_title("time per token (RS256, RSA-2048)", fontsize=10)
-    for name, reading in results["memory"].items():
-        marks = [int(m) for m in reading["bytes_after"]]
-        mib = [v / 2**20 for v in reading["bytes_after"].values()]
-        ax2.plot(marks, mib, marker="o", label=name, color=colors[name])
-    ax2.set_xscale("log")
-    ax2.set_xlabel("distinct tokens seen (N)")
     ax2.set_ylabel("memory held by the verifier, MiB (tracemalloc)")
-    ax2.legend(fontsize=8)
     ax2.set_title("memory: bounded by cache_size", fontsize=10)
     fig.suptitle(f"bench/growth.py, {results['mode']} mode", fontsize=10)
     fig.tight_layout()
@@ -155,14 +162,25 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+PATTERNS = {"seen once": 1, "seen twice": 2}
+
+
 async def measure(issuer: LocalIssuer, tokens: list[str], sizes: list[int]) -> dict[str, Any]:
-    log("timing: three verifiers, rotating per block")
-    times = await timing(issuer, tokens)
-    log("memory: tracemalloc")
     marks = sorted(
         {m for m in (1000, 2000, 5000, 10_000, 20_000, 50_000, *sizes) if m <= sizes[-1]}
     )
-    return {"timing": times, "memory": await memory(issuer, tokens, marks)}
+    out: dict[str, Any] = {}
+    for pattern, sightings in PATTERNS.items():
+        log(f"{pattern}: timing, three verifiers rotating per block")
+        times = await timing(issuer, tokens, sightings)
+        log(f"{pattern}: memory, tracemalloc")
+        out[pattern] = {
+            "sightings": sightings,
+            "timing": times,
+            "memory": await memory(issuer, tokens, marks, sightings),
+            "ranges": summarize(times, sizes),
+        }
+    return out
 
 
 def main() -> None:
@@ -180,25 +198,25 @@ def main() -> None:
         "machine": run.machine(),
         "sizes": sizes,
         "cache_sizes": CONFIGS,
+        "patterns": asyncio.run(measure(issuer, tokens, sizes)),
     }
-    results.update(asyncio.run(measure(issuer, tokens, sizes)))
-    results["ranges"] = summarize(results["timing"], sizes)
     results["seconds"] = time.monotonic() - started
     suffix = "" if not args.quick else "-quick"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"growth{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     chart(results, args.out / f"growth{suffix}.png")
-    for span, row in results["ranges"].items():
-        print(f"N {span}:")
-        for name, v in row.items():
-            r = v["ratio_to_no_cache"]
-            print(
-                f"  {name:24} {v['us_per_token']:7.1f} us/token  {r['median']:.3f}x no cache "
-                f"(IQR {r['q1']:.3f}-{r['q3']:.3f}, {r['blocks']} blocks)"
-            )
-    for name, reading in results["memory"].items():
-        last = list(reading["bytes_after"].items())[-1]
-        print(f"  memory {name:24} {last[1] / 2**20:6.1f} MiB after {last[0]:,} tokens")
+    for pattern, part in results["patterns"].items():
+        for span, row in part["ranges"].items():
+            print(f"{pattern}, N {span}:")
+            for name, v in row.items():
+                r = v["ratio_to_no_cache"]
+                print(
+                    f"  {name:24} {v['us_per_token']:7.1f} us/token  {r['median']:.3f}x no cache "
+                    f"(IQR {r['q1']:.3f}-{r['q3']:.3f}, {r['blocks']} blocks)"
+                )
+        for name, reading in part["memory"].items():
+            last = list(reading["bytes_after"].items())[-1]
+            print(f"  memory {name:24} {last[1] / 2**20:6.1f} MiB after {last[0]:,} tokens")
     print(f"{results['seconds']:.0f} s")
 
 

@@ -91,18 +91,22 @@ def conformance_table(data: dict[str, Any]) -> str:
 
 
 def growth_table(data: dict[str, Any]) -> str:
-    lines = ["| N (tokens seen) | " + " | ".join(data["cache_sizes"]) + " |"]
-    lines.append("|---|" + "---:|" * len(data["cache_sizes"]))
-    for span, row in data["ranges"].items():
-        cells = [
-            f"{v['us_per_token']:.1f} us ({v['ratio_to_no_cache']['median']:.3f}x)"
-            for v in row.values()
+    lines = ["| tokens | N (tokens seen) | " + " | ".join(data["cache_sizes"]) + " |"]
+    lines.append("|---|---|" + "---:|" * len(data["cache_sizes"]))
+    for pattern, part in data["patterns"].items():
+        for span, row in part["ranges"].items():
+            cells = [
+                f"{v['us_per_token']:.1f} us ({v['ratio_to_no_cache']['median']:.3f}x)"
+                for v in row.values()
+            ]
+            lines.append(f"| {pattern} | {span} | " + " | ".join(cells) + " |")
+        mem = [
+            f"{list(r['bytes_after'].values())[-1] / 2**20:.1f} MiB"
+            for r in part["memory"].values()
         ]
-        lines.append(f"| {span} | " + " | ".join(cells) + " |")
-    mem = [
-        f"{list(r['bytes_after'].values())[-1] / 2**20:.1f} MiB" for r in data["memory"].values()
-    ]
-    lines.append(f"| memory after {data['sizes'][-1]:,} | " + " | ".join(mem) + " |")
+        lines.append(
+            f"| {pattern} | memory after {data['sizes'][-1]:,} | " + " | ".join(mem) + " |"
+        )
     return "\n".join(lines)
 
 

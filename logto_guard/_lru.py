@@ -1,4 +1,4 @@
-"""The bounded least-recently-used map behind the verified-token cache.
+"""The bounded least-recently-used map behind the verified-token cache, and its doorkeeper.
 
 `cachetools.LRUCache` runs about six Python-level calls per lookup and more per insert and
 eviction; on a cache hit that is most of the verifier's own cost, and past `maxsize` every
@@ -46,3 +46,31 @@ class LRUCache(Generic[_K, _V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+
+class Doorkeeper:
+    """Admits a key to the cache at its second sighting, as TinyLFU's doorkeeper does.
+
+    Most tokens an API sees are reused for their whole lifetime; a token seen once (a scan, a
+    burst of one-off clients) then never enters the cache, so it neither evicts the tokens that
+    are reused nor leaves objects behind for the cyclic GC to walk. It keeps only the keys'
+    hashes, in a set that starts over when it holds `size` of them (a set of ints holds no
+    per-key GC-tracked object). A hash collision admits a key early, which is harmless: only
+    verified tokens are offered.
+    """
+
+    __slots__ = ("_seen", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = max(size, 1)
+        self._seen: set[int] = set()
+
+    def admit(self, key: object) -> bool:
+        """True when `key` was offered before (since the last start-over)."""
+        digest = hash(key)
+        if digest in self._seen:
+            return True
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen.add(digest)
+        return False

@@ -9,11 +9,12 @@ primitive; everything around it is done here because PyJWT alone accepts tokens 
 server must refuse (no `typ` check, a missing or string `exp`, duplicate claim names, UTF-16
 JSON...).
 
-M2M clients reuse one token for up to an hour, so tokens that passed are kept in a bounded
-cache until their `exp`. A hit still re-checks expiry and that the key set it was verified
-with is still the current one (a JWKS change drops every entry, so a removed key's tokens go
-through the full check and fail); the per-route scope check always runs afterwards, in the
-framework adapter.
+M2M clients reuse one token for up to an hour, so tokens that passed are kept in a bounded cache
+until their `exp`, from their second verification on (a token seen once never enters it: scans
+and one-off tokens cost no cache churn). A hit still re-checks expiry and that the key set it
+was verified with is still the current one (a JWKS change drops every entry, so a removed key's
+tokens go through the full check and fail); the per-route scope check always runs afterwards, in
+the framework adapter.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from . import telemetry
-from ._lru import LRUCache
+from ._lru import Doorkeeper, LRUCache
 from .errors import (
     ConfigurationError,
     ExpiredToken,
@@ -126,6 +127,8 @@ class TokenVerifier:
         self._verified: LRUCache[str, _Verified] | None = (
             LRUCache(cache_size) if cache_size else None
         )
+        # A token enters the cache at its second verification (see `Doorkeeper`).
+        self._doorkeeper = Doorkeeper(cache_size)
 
     @property
     def token_endpoint(self) -> str:
@@ -159,7 +162,7 @@ class TokenVerifier:
         if not key.verify(jws.signing_input, jws.signature):
             raise InvalidSignature()
         access_token = self._check_claims(claims, jwks.issuer)
-        if keys is not None and self._verified is not None:
+        if keys is not None and self._verified is not None and self._doorkeeper.admit(token):
             deadline = access_token.expires_at + self.leeway
             self._verified[token] = (access_token, deadline, keys, jwks)
         return access_token

@@ -189,7 +189,8 @@ async def test_one_request_cannot_change_what_the_next_one_sees(
     auth = {"Authorization": f"Bearer {token}"}
     first = await api.get("/whoami", headers=auth)
     assert first.status_code == 200
-    meddled = await api.get("/meddle", headers=auth)  # the same token: a verified-cache hit
+    # the same token: cached from this, its second sighting
+    meddled = await api.get("/meddle", headers=auth)
     assert meddled.status_code == 200
     assert meddled.json() == {"changed": []}
     second = await api.get("/whoami", headers=auth)

@@ -198,8 +198,21 @@ async def test_reused_token_is_served_from_cache(
     issuer: FakeIssuer, verifier: TokenVerifier
 ) -> None:
     token = issuer.sign()
-    first = await verifier.verify(token)
-    assert await verifier.verify(token) is first
+    first = await verifier.verify(token)  # seen once: verified, not cached
+    second = await verifier.verify(token)  # seen twice: verified again, and cached
+    assert second == first and second is not first
+    assert await verifier.verify(token) is second
+
+
+async def test_tokens_seen_once_do_not_evict_a_reused_one(issuer: FakeIssuer) -> None:
+    jwks = JWKSCache(ISSUER, http_client=issuer.client())
+    verifier = TokenVerifier(ISSUER, audience=API, jwks=jwks, cache_size=4)
+    reused = issuer.sign()
+    await verifier.verify(reused)
+    cached = await verifier.verify(reused)
+    for _ in range(50):  # a scan of distinct valid tokens (each its own jti), each seen once
+        await verifier.verify(issuer.sign())
+    assert await verifier.verify(reused) is cached
 
 
 async def test_cache_entry_dropped_when_key_leaves_jwks(issuer: FakeIssuer) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logto_guard._asgi import authenticate
-from logto_guard._lru import LRUCache
+from logto_guard._lru import Doorkeeper, LRUCache
 from logto_guard.bearer import _is_b64token, extract_token
 from logto_guard.errors import InvalidRequest, MalformedToken
 from logto_guard.jws import parse_compact
@@ -47,6 +47,15 @@ def test_lru_of_size_zero_keeps_nothing() -> None:
     cache: LRUCache[str, int] = LRUCache(0)
     cache["a"] = 1
     assert cache.get("a") is None and len(cache) == 0
+
+
+def test_doorkeeper_admits_at_the_second_sighting_and_starts_over_when_full() -> None:
+    door = Doorkeeper(3)
+    assert [door.admit("a"), door.admit("a"), door.admit("a")] == [False, True, True]
+    assert not door.admit("b") and not door.admit("c")  # three hashes held: full
+    assert not door.admit("d")  # started over: only "d" is remembered
+    assert not door.admit("a") and door.admit("d")
+    assert Doorkeeper(0).size == 1  # cache_size=0 never consults it, but it stays usable
 
 
 async def test_verifier_with_cache_size_zero_verifies_every_time() -> None:

@@ -15,6 +15,9 @@ from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, Security
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_support import Recorded, key, otel, recorder
 from readme import block
@@ -337,12 +340,18 @@ for family in text_string_to_metric_families(text):
 """
 
 
-def test_readme_prometheus_recipe(oidc_provider: OidcProvider) -> None:
+@pytest.mark.parametrize("configure_after", [False, True])
+def test_readme_prometheus_recipe(oidc_provider: OidcProvider, configure_after: bool) -> None:
     """The README's recipe, verbatim, in a process of its own (it sets the global provider)
-    after logto_guard was imported; then a scrape of the endpoint it starts."""
+    after logto_guard was imported; then a scrape of the endpoint it starts. With
+    `configure_after`, the start-up `telemetry.configure()` the README suggests comes next: it
+    must count into the instruments the import made, not into same-named ones OpenTelemetry
+    drops."""
     import socket
 
     recipe = block("MeterProvider(metric_readers=[PrometheusMetricReader()])")
+    if configure_after:
+        recipe += "\nfrom logto_guard import telemetry\ntelemetry.configure()\n"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -366,6 +375,24 @@ def test_readme_prometheus_recipe(oidc_provider: OidcProvider) -> None:
         assert expected in samples, done.stdout
     (age,) = [s for s in samples if s.startswith("logto_guard_jwks_key_age_seconds")]
     assert f"('issuer', '{issuer}')" in age and 0 <= float(age.rsplit(" ", 1)[1]) < 120
+
+
+def test_configure_again_keeps_counting_on_the_same_provider() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    scope = {telemetry.TOKEN_KEY: object(), telemetry.VERIFICATION_KEY: (0.0, 1e-6, False)}
+    try:
+        telemetry.configure(meter_provider=provider).done(scope, None)
+        again = telemetry.configure(meter_provider=provider, trace_verifications=False)
+        again.done(scope, None)
+        again.done(scope, None)
+        recorded = Recorded(reader, InMemorySpanExporter())
+        assert recorded.counts(VERIFICATIONS) == {key(outcome="accepted", cache="hit"): 3}
+        ((_, point),) = recorded.points("logto_guard.verification.duration")
+        assert point.count == 3
+    finally:
+        telemetry.configure()
+        provider.shutdown()
 
 
 def test_readme_configure_block() -> None:

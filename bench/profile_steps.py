@@ -12,8 +12,8 @@ whole request through `LogtoGuard`. Outputs go to bench/results/profiles/:
 * `verify-first-seen-{es384,rs256}.txt`: pyinstrument over first-seen verifications;
 * `request-reused-token.txt`: cProfile of requests through LogtoGuard + `require_scopes`;
 * `instructions.txt` (`--callgrind`): instructions per request, bare Starlette app vs the same
-  behind LogtoGuard + `require_scopes`, from `valgrind --tool=callgrind` at two request counts
-  (their difference cancels start-up). Instruction counts do not move with the machine's load.
+  behind LogtoGuard + `require_scopes` (with the OpenTelemetry API's hooks, and without them),
+  from `valgrind --tool=callgrind` at two request counts (their difference cancels start-up). Instruction counts do not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ for path in (ROOT, BENCH):
 import compare  # noqa: E402
 import run  # noqa: E402
 
-from logto_guard import TokenVerifier  # noqa: E402
+from logto_guard import TokenVerifier, telemetry  # noqa: E402
 from logto_guard.jws import parse_compact  # noqa: E402
 from logto_guard.testing.issuer import LocalIssuer  # noqa: E402
 
@@ -144,7 +144,10 @@ def pyinstrument_first_seen(algorithm: str, count: int = 400) -> Path:
 
 
 def request_loop(which: str, count: int) -> None:
-    """`count` requests through one of compare.starlette_apps, reused token."""
+    """`count` requests through one of compare.starlette_apps, reused token ("guard-plain": the
+    hooks of an install without `opentelemetry-api`)."""
+    if which == "guard-plain":
+        telemetry.configure(enabled=False)
     issuer = LocalIssuer()
     token = issuer.mint(audience=AUDIENCE, scopes=compare.SCOPES)
     apps = compare.starlette_apps(issuer.verifier(AUDIENCE))
@@ -201,13 +204,16 @@ def main() -> None:
     if args.callgrind:
         if shutil.which("valgrind") is None:
             raise SystemExit("valgrind not found: apt-get install valgrind")
-        bare, guard = instructions("bare"), instructions("guard")
+        bare, guard, plain = (instructions(w) for w in ("bare", "guard", "guard-plain"))
         report = (
             f"instructions per request (valgrind --tool=callgrind), reused token:\n"
             f"  Starlette bare:                          {bare:9,.0f}\n"
             f"  Starlette + LogtoGuard + require_scopes: {guard:9,.0f}\n"
             f"  LogtoGuard's own: {guard - bare:,.0f} instructions = {guard / bare - 1:.1%} of the "
             f"bare request; bare / guarded = {bare / guard:.3f}\n"
+            f"  the same without opentelemetry-api:     {plain:9,.0f} "
+            f"({plain - bare:,.0f} own = {plain / bare - 1:.1%}; bare / guarded = "
+            f"{bare / plain:.3f})\n"
         )
         (OUT / "instructions.txt").write_text(report)
         print(report)

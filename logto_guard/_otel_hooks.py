@@ -6,6 +6,7 @@ instruments are the API's own no-ops.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -35,7 +36,9 @@ from ._hooks import (
 if TYPE_CHECKING:
     from .jwks_cache import JWKSCache
 
-_cache_missed: ContextVar[bool] = ContextVar("logto_guard_cache_missed", default=False)
+# When this task's verifier last missed its cache (perf_counter): a miss later than a request's
+# start is that request's, so a cache hit writes nothing here.
+_last_miss: ContextVar[float] = ContextVar("logto_guard_last_miss", default=-math.inf)
 
 
 class OTelHooks(Hooks):
@@ -59,14 +62,14 @@ class OTelHooks(Hooks):
         self._lock, self._entries = instruments.lock, instruments.entries
 
     def start(self) -> float:
-        _cache_missed.set(False)
         return time.perf_counter()
 
     def cache_miss(self) -> None:
-        _cache_missed.set(True)
+        _last_miss.set(time.perf_counter())
 
     def verified(self, scope: MutableMapping[str, Any], started: float) -> None:
-        scope[VERIFICATION_KEY] = (started, time.perf_counter() - started, _cache_missed.get())
+        missed = _last_miss.get() >= started
+        scope[VERIFICATION_KEY] = (started, time.perf_counter() - started, missed)
 
     def done(self, scope: Mapping[str, Any], verifier: object) -> None:
         verification = scope.get(VERIFICATION_KEY)
@@ -84,8 +87,12 @@ class OTelHooks(Hooks):
         else:
             key = ("rejected", error.error, type(error).__name__, cache, client_id)
         entry = self._entries.get(key) or self._entry(key)
-        with self._lock:
+        lock = self._lock  # acquire/release: half the cost of `with` on this path
+        lock.acquire()
+        try:
             entry[0] += 1
+        finally:
+            lock.release()
         if seconds is not None:
             self.duration.record(seconds, entry[2])
             if self.trace_verifications:

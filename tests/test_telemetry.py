@@ -377,6 +377,20 @@ def test_readme_prometheus_recipe(oidc_provider: OidcProvider, configure_after: 
     assert f"('issuer', '{issuer}')" in age and 0 <= float(age.rsplit(" ", 1)[1]) < 120
 
 
+def test_a_miss_is_counted_for_its_own_request_only() -> None:
+    """Two requests in one task (as under httpx's ASGITransport): the first one's cache miss
+    must not label the second one, a hit."""
+    hooks = telemetry.OTelHooks()
+    first: dict[str, Any] = {}
+    started = hooks.start()
+    hooks.cache_miss()  # what the verifier's full check calls
+    hooks.verified(first, started)
+    second: dict[str, Any] = {}
+    hooks.verified(second, hooks.start())
+    assert first[telemetry.VERIFICATION_KEY][2] is True
+    assert second[telemetry.VERIFICATION_KEY][2] is False
+
+
 def test_configure_again_keeps_counting_on_the_same_provider() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])

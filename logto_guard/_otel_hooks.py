@@ -215,21 +215,25 @@ class _Instruments:
             yield otel_metrics.Observation(count, attributes)
 
 
-# A meter provider given to `configure` -> its instruments; the global provider's are apart
-# (None is not a weak key, and the global provider may be set after the import made them).
+# A meter provider given to `configure` -> its instruments. The global provider's are kept
+# under a stand-in key (None is not a weak key); OpenTelemetry's global meter delegates to
+# whichever provider is set later, so they stay right.
 _instruments: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
-_global_instruments: list[_Instruments] = []
+
+
+class _GlobalMeterProvider:
+    """The key of the global provider's instruments."""
+
+
+_GLOBAL_PROVIDER = _GlobalMeterProvider()
 
 
 def _instruments_of(meter_provider: Any, version: str) -> _Instruments:
-    if meter_provider is None:
-        if not _global_instruments:
-            _global_instruments.append(_Instruments(otel_metrics.get_meter(SCOPE_NAME, version)))
-        return _global_instruments[0]
-    made = _instruments.get(meter_provider)
+    key = _GLOBAL_PROVIDER if meter_provider is None else meter_provider
+    made = _instruments.get(key)
     if made is None:
         meter = otel_metrics.get_meter(SCOPE_NAME, version, meter_provider)
-        made = _instruments[meter_provider] = _Instruments(meter)
+        made = _instruments[key] = _Instruments(meter)
     return made
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from . import telemetry
-from ._lru import Doorkeeper, LRUCache
+from ._lru import LRUCache
 from .errors import (
     ConfigurationError,
     ExpiredToken,
@@ -127,8 +127,6 @@ class TokenVerifier:
         self._verified: LRUCache[str, _Verified] | None = (
             LRUCache(cache_size) if cache_size else None
         )
-        # A token enters the cache at its second verification (see `Doorkeeper`).
-        self._doorkeeper = Doorkeeper(cache_size)
 
     @property
     def token_endpoint(self) -> str:
@@ -162,9 +160,9 @@ class TokenVerifier:
         if not key.verify(jws.signing_input, jws.signature):
             raise InvalidSignature()
         access_token = self._check_claims(claims, jwks.issuer)
-        if keys is not None and self._verified is not None and self._doorkeeper.admit(token):
+        if keys is not None and self._verified is not None:  # cached from its second sighting
             deadline = access_token.expires_at + self.leeway
-            self._verified[token] = (access_token, deadline, keys, jwks)
+            self._verified.offer(token, (access_token, deadline, keys, jwks))
         return access_token
 
     def _min_age(self, claims: dict[str, Any]) -> float | None:

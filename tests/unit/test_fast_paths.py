@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logto_guard._asgi import authenticate
-from logto_guard._lru import Doorkeeper, LRUCache
+from logto_guard._lru import LRUCache
 from logto_guard.bearer import _is_b64token, extract_token
 from logto_guard.errors import InvalidRequest, MalformedToken
 from logto_guard.jws import parse_compact
@@ -49,13 +49,23 @@ def test_lru_of_size_zero_keeps_nothing() -> None:
     assert cache.get("a") is None and len(cache) == 0
 
 
-def test_doorkeeper_admits_at_the_second_sighting_and_starts_over_when_full() -> None:
-    door = Doorkeeper(3)
-    assert [door.admit("a"), door.admit("a"), door.admit("a")] == [False, True, True]
-    assert not door.admit("b") and not door.admit("c")  # three hashes held: full
-    assert not door.admit("d")  # started over: only "d" is remembered
-    assert not door.admit("a") and door.admit("d")
-    assert Doorkeeper(0).size == 1  # cache_size=0 never consults it, but it stays usable
+def test_an_offer_is_admitted_at_its_second_sighting_and_offers_start_over_when_full() -> None:
+    cache: LRUCache[str, int] = LRUCache(3)
+    cache.offer("a", 1)
+    assert cache.get("a") is None  # seen once: not admitted
+    cache.offer("a", 1)
+    assert cache.get("a") == 1  # seen twice: admitted
+    cache.offer("b", 2)
+    cache.offer("c", 3)  # three hashes remembered: full
+    cache.offer("d", 4)  # started over: only "d" is remembered
+    cache.offer("b", 2)
+    assert cache.get("b") is None  # "b" was forgotten: a first offer again
+    cache.offer("d", 4)
+    assert cache.get("d") == 4
+    nothing: LRUCache[str, int] = LRUCache(0)
+    for _ in range(3):
+        nothing.offer("a", 1)
+    assert len(nothing) == 0  # maxsize 0 keeps nothing, offered or not
 
 
 async def test_verifier_with_cache_size_zero_verifies_every_time() -> None:
